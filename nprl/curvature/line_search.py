@@ -77,3 +77,26 @@ def kl_line_search(
             return LineSearchResult(True, k, frac, kl_value, improve, expected)
     restore(params, saved)
     return last
+
+
+@torch.no_grad()
+def take_step(
+    params: Sequence[nn.Parameter],
+    step: Tensor,
+    expected_improve: float,
+    evaluate: Callable[[], tuple[Tensor, Tensor]],
+) -> LineSearchResult:
+    """Apply the full step without a search (NPG, ACKTR), but never leave the parameters
+    non-finite: a step whose surrogate or KL is not finite is undone bit for bit."""
+    saved = snapshot(params)
+    surr0, _ = evaluate()
+    if not bool(torch.isfinite(step).all()):
+        return LineSearchResult(False, 0, 0.0, float("nan"), float("nan"), expected_improve)
+    for p, s, d in zip(params, saved, unflat(step, saved)):
+        torch.add(s, d, out=p)
+    surr, kl = evaluate()
+    improve, kl_value = float(surr - surr0), float(kl)
+    if math.isfinite(improve) and math.isfinite(kl_value):
+        return LineSearchResult(True, 0, 1.0, kl_value, improve, expected_improve)
+    restore(params, saved)
+    return LineSearchResult(False, 0, 0.0, kl_value, improve, expected_improve)

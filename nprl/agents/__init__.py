@@ -1,0 +1,32 @@
+"""Agents: each exposes ``update(batch) -> dict of named scalars`` and ``state_dict``.
+
+NPG and TRPO are one ``NaturalGradient`` class (TRPO turns the line search on); PPO is
+separate. ``AGENTS`` maps a CLI name to (config class, builder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nprl.agents.configs import NPGConfig, PPOConfig, TRPOConfig
+from nprl.agents.natural import NaturalGradient
+from nprl.agents.ppo import PPO
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    config: type
+    build: Callable[[Any, Any, int], Any]  # (policy, config, total_updates) -> agent
+    natural: bool  # logs the curvature diagnostics
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "npg": AgentSpec(NPGConfig, lambda p, c, n: NaturalGradient(p, c), True),
+    "trpo": AgentSpec(TRPOConfig, lambda p, c, n: NaturalGradient(p, c), True),
+    "ppo": AgentSpec(PPOConfig, lambda p, c, n: PPO(p, c, n), False),
+}
+
+__all__ = ["AGENTS", "AgentSpec", "NPGConfig", "TRPOConfig", "PPOConfig", "NaturalGradient",
+           "PPO"]

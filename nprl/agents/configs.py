@@ -1,0 +1,76 @@
+"""One frozen dataclass config per algorithm; field names follow the math.
+
+Typical values are the defaults; presets in ``agents/*.toml`` tune them per task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NPGConfig:
+    """Natural policy gradient: s = sqrt(2δ / dᵀFd) · d, d = (F + λI)⁻¹ g by CG.
+
+    max_kl: δ, the KL budget of one update (0.01 usual; 0.02–0.05 on small tasks).
+    cg_iters / cg_tol: conjugate-gradient budget (10, 1e-10).
+    cg_damping: λ, or its starting value when ``damping`` = "adaptive" (0.1).
+    damping: "fixed" or "adaptive" (Levenberg–Marquardt on actual/expected improvement).
+    fisher: "true" (analytic, under the policy) or "empirical" (taken actions).
+    fisher_fraction: fraction of the batch the Fisher is estimated on (1.0; 0.1–0.2 is the
+        usual speed trick of the TRPO reference code).
+    precondition: CG preconditioner, "none" or "diagonal" (exact diag F).
+    line_search: backtrack along the step until KL ≤ δ and the surrogate improves.
+    backtrack_coef / max_backtracks / accept_ratio: the line search (0.8, 10, 0.1).
+    normalize_advantage: standardise advantages per batch.
+    vf_lr / vf_epochs / vf_minibatches: critic regression with Adam (1e-3, 5, 4).
+    """
+
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_tol: float = 1e-10
+    cg_damping: float = 0.1
+    damping: str = "fixed"
+    fisher: str = "true"
+    fisher_fraction: float = 1.0
+    precondition: str = "none"
+    line_search: bool = False
+    backtrack_coef: float = 0.8
+    max_backtracks: int = 10
+    accept_ratio: float = 0.1
+    normalize_advantage: bool = True
+    vf_lr: float = 1e-3
+    vf_epochs: int = 5
+    vf_minibatches: int = 4
+
+
+@dataclass(frozen=True)
+class TRPOConfig(NPGConfig):
+    """TRPO = NPG + the KL-constrained backtracking line search (Schulman et al. 2015)."""
+
+    line_search: bool = True
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO with the clipped surrogate (Schulman et al. 2017).
+
+    lr: Adam step for actor and critic (3e-4); lr_decay: linear decay to 0 over the run.
+    n_epochs / n_minibatches: passes over the batch and splits per pass (10, 4).
+    clip_range: ε of the ratio clip (0.2); clip_range_vf: value clip (None: off).
+    ent_coef / vf_coef: entropy bonus (0.0) and value-loss weight (0.5).
+    max_grad_norm: global gradient-norm clip (0.5).
+    target_kl: stop the epochs early once the approximate KL exceeds 1.5× this (None: off).
+    """
+
+    lr: float = 3e-4
+    lr_decay: bool = False
+    n_epochs: int = 10
+    n_minibatches: int = 4
+    clip_range: float = 0.2
+    clip_range_vf: float | None = None
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    normalize_advantage: bool = True

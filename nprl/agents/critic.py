@@ -1,0 +1,57 @@
+"""Critic regression shared by the natural-gradient agents: Adam epochs of minibatch
+least squares on the GAE returns."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nprl.distributed import all_reduce_mean_
+
+
+def minibatches(n: int, count: int, device: torch.device) -> list[Tensor]:
+    """A random partition of range(n) into ``count`` index tensors (global torch RNG)."""
+    return list(torch.randperm(n, device=device).chunk(count))
+
+
+def explained_variance(values: Tensor, returns: Tensor) -> float:
+    """1 − Var(returns − values) / Var(returns): 1 is a perfect critic, ≤ 0 is useless."""
+    var = returns.var()
+    return float("nan") if float(var) == 0 else float(1 - (returns - values).var() / var)
+
+
+class CriticTrainer:
+    """lr: Adam step (typ. 1e-3); epochs: passes over the batch (typ. 5–10);
+    minibatches: splits per epoch (typ. 4–32); max_grad_norm: clip (None: off)."""
+
+    def __init__(self, policy, lr: float, epochs: int, minibatches: int,
+                 max_grad_norm: float | None = None) -> None:
+        self.policy = policy
+        self.params = policy.critic_parameters()
+        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
+
+    def fit(self, obs: Tensor, returns: Tensor) -> float:
+        """Regress V(obs) on returns; the mean squared error of the last epoch."""
+        losses = []
+        for _ in range(self.epochs):
+            losses.clear()
+            for idx in minibatches(len(obs), self.minibatches, obs.device):
+                loss = (self.policy.value(obs[idx]) - returns[idx]).pow(2).mean()
+                self.optimizer.zero_grad(set_to_none=False)
+                loss.backward()
+                grads = [p.grad for p in self.params]
+                all_reduce_mean_(grads)
+                if not all(bool(torch.isfinite(g).all()) for g in grads):
+                    continue  # a non-finite gradient is skipped, never applied
+                if self.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+                self.optimizer.step()
+                losses.append(loss.detach())
+        return float(torch.stack(losses).mean()) if losses else float("nan")
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,100 @@
+"""NPG and TRPO: one natural-gradient update; TRPO adds the KL line search.
+
+    g  = ∇θ E[π_θ(a|s)/π_old(a|s) · Â]          policy gradient of the surrogate
+    d  = (F + λI)⁻¹ g                            conjugate gradient on Fisher products
+    s  = sqrt(2δ / dᵀFd) · d                     the step to the KL trust-region boundary
+    θ ← θ + s            (NPG)                   or the largest c^k·s with KL ≤ δ and an
+                                                 improving surrogate (TRPO)
+    λ ← LM(actual / expected improvement)        when damping is adaptive
+    V  ← Adam regression on the returns
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from nprl.agents.configs import NPGConfig
+from nprl.agents.critic import CriticTrainer, explained_variance
+from nprl.batch import Batch, Samples
+from nprl.curvature import (
+    DiagonalFisher,
+    FisherOperator,
+    flat,
+    kl_line_search,
+    make_damping,
+    natural_step,
+    take_step,
+)
+from nprl.distributed import all_reduce_mean
+
+
+def normalize(x: Tensor) -> Tensor:
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+class NaturalGradient:
+    """The natural-gradient agent; ``cfg.line_search`` makes it TRPO."""
+
+    def __init__(self, policy, cfg: NPGConfig) -> None:
+        self.policy, self.cfg = policy, cfg
+        self.params = policy.actor_parameters()
+        self.damping = make_damping(cfg.damping, cfg.cg_damping)
+        self.critic = CriticTrainer(policy, cfg.vf_lr, cfg.vf_epochs, cfg.vf_minibatches)
+
+    def curvature(self, s: Samples) -> FisherOperator:
+        """The Fisher operator on (a fraction of) the batch, optionally preconditioned."""
+        cfg = self.cfg
+        if cfg.fisher_fraction < 1.0:
+            n = max(1, int(len(s) * cfg.fisher_fraction))
+            s = s.index(torch.randperm(len(s), device=s.obs.device)[:n])
+        precond = None
+        if cfg.precondition == "diagonal":
+            precond = DiagonalFisher(self.policy, s.obs, damping=self.damping.value,
+                                     fisher=cfg.fisher, actions=s.actions).solve
+        return FisherOperator(self.policy, s.obs, damping=self.damping.value,
+                              fisher=cfg.fisher, actions=s.actions, cg_iters=cfg.cg_iters,
+                              cg_tol=cfg.cg_tol, preconditioner=precond)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        cfg, family, s = self.cfg, self.policy.family, batch.flat()
+        adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
+
+        def surrogate() -> Tensor:  # E[r(θ) Â], r = π_θ / π_old
+            logp = family.log_prob(self.policy.dist_params(s.obs), s.actions)
+            return all_reduce_mean((torch.exp(logp - s.log_probs) * adv).mean())
+
+        def kl() -> Tensor:  # E_s KL(π_old(·|s) ‖ π_θ(·|s))
+            return all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
+
+        g = all_reduce_mean(flat(torch.autograd.grad(surrogate(), self.params), self.params))
+        ns = natural_step(self.curvature(s), g, cfg.max_kl)
+        evaluate = lambda: (surrogate(), kl())  # noqa: E731
+        if cfg.line_search:
+            ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, cfg.max_kl,
+                                cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
+        else:
+            ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
+        rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
+        self.damping.update(rho if math.isfinite(rho) else -math.inf)
+        value_loss = self.critic.fit(s.obs, s.returns)
+        with torch.no_grad():
+            entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
+        return {
+            "kl": ls.kl, "entropy": entropy, "value_loss": value_loss,
+            "explained_variance": explained_variance(s.values, s.returns),
+            "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
+            "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,
+            "backtracks": ls.backtracks, "step_accepted": float(ls.accepted),
+            "step_frac": ls.step_frac, "damping": ns.damping,
+            "grad_norm": float(g.norm()), "skipped": float(not ls.accepted and not ns.finite),
+        }
+
+    def state_dict(self) -> dict:
+        return {"critic": self.critic.state_dict(), "damping": self.damping.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.damping.value = float(state["damping"])

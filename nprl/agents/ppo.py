@@ -1,0 +1,96 @@
+"""PPO, the first-order baseline (Schulman et al. 2017), CleanRL-style.
+
+    for each epoch, for each minibatch:
+        r  = π_θ(a|s) / π_old(a|s)
+        L  = −E[min(r Â, clip(r, 1−ε, 1+ε) Â)] + c_v E[(V − R)²] − c_e H[π_θ]
+        θ ← Adam(θ, clip_grad_norm(∇L))
+    stop early when approx KL > 1.5 · target_kl
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nprl.agents.configs import PPOConfig
+from nprl.agents.critic import explained_variance, minibatches
+from nprl.agents.natural import normalize
+from nprl.batch import Batch
+from nprl.distributed import all_reduce_mean, all_reduce_mean_
+
+
+class PPO:
+    """total_updates: how many ``update`` calls the run will make (for linear LR decay)."""
+
+    def __init__(self, policy, cfg: PPOConfig, total_updates: int = 1) -> None:
+        self.policy, self.cfg = policy, cfg
+        self.params = policy.actor_parameters() + policy.critic_parameters()
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
+        self.total_updates, self.updates = max(1, total_updates), 0
+
+    def _loss(self, mb, family) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg = self.cfg
+        params = self.policy.dist_params(mb.obs)
+        log_ratio = family.log_prob(params, mb.actions) - mb.log_probs
+        ratio = log_ratio.exp()
+        adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
+        clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+        pg_loss = -torch.min(ratio * adv, clipped * adv).mean()
+        values = self.policy.value(mb.obs)
+        v_err = (values - mb.returns).pow(2)
+        if cfg.clip_range_vf is not None:
+            v_clip = mb.values + (values - mb.values).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+            v_err = torch.max(v_err, (v_clip - mb.returns).pow(2))
+        value_loss = v_err.mean()
+        entropy = family.entropy(params).mean()
+        loss = pg_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        with torch.no_grad():
+            stats = {
+                "policy_loss": pg_loss, "value_loss": value_loss, "entropy": entropy,
+                "approx_kl": all_reduce_mean(((ratio - 1) - log_ratio).mean()),
+                "clip_fraction": ((ratio - 1).abs() > cfg.clip_range).float().mean(),
+            }
+        return loss, stats
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        cfg, family, s = self.cfg, self.policy.family, batch.flat()
+        if cfg.lr_decay:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * (1 - self.updates / self.total_updates)
+        history: list[dict[str, Tensor]] = []
+        skipped, stop = 0, False
+        for _ in range(cfg.n_epochs):
+            for idx in minibatches(len(s), cfg.n_minibatches, s.obs.device):
+                loss, stats = self._loss(s.index(idx), family)
+                self.optimizer.zero_grad(set_to_none=False)
+                loss.backward()
+                grads = [p.grad for p in self.params]
+                all_reduce_mean_(grads)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    skipped += 1  # never apply a non-finite gradient
+                    continue
+                self.optimizer.step()
+                history.append(stats)
+                if cfg.target_kl is not None and float(stats["approx_kl"]) > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        self.updates += 1
+        with torch.no_grad():
+            kl = all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
+        mean = {k: float(torch.stack([h[k] for h in history]).mean()) for k in history[0]} \
+            if history else {}
+        return {
+            **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
+            "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
+            "skipped_minibatches": float(skipped),
+        }
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])

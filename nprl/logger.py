@@ -1,0 +1,49 @@
+"""TensorBoard scalars under stable tags, and a terminal progress bar.
+
+Tags: ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``eval/mean_reward``,
+``eval/mean_reward_stochastic``, ``time/fps``, and ``train/<name>`` for every scalar an
+agent's ``update`` returns (``train/kl``, ``train/cg_residual``, ``train/sFs``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+
+class Logger:
+    """Writes to ``run_dir`` (TensorBoard event files); ``progress`` shows a bar on a TTY."""
+
+    def __init__(self, run_dir: Path, total_steps: int, progress: bool = True,
+                 initial_steps: int = 0, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
+        show = progress and sys.stderr.isatty()
+        self.bar = tqdm(total=total_steps, initial=initial_steps, unit="step", disable=not show,
+                        dynamic_ncols=True, smoothing=0.1)
+
+    def config(self, config: dict) -> None:
+        text = "```\n" + json.dumps(config, indent=2, default=str) + "\n```"
+        self.writer.add_text("config", text, 0)
+
+    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        for name, value in values.items():
+            if value is not None and math.isfinite(float(value)):
+                self.writer.add_scalar(f"{prefix}/{name}", float(value), step)
+
+    def progress(self, steps: int, fps: float, last_return: float | None) -> None:
+        self.bar.n = steps
+        post = {"fps": f"{fps:.0f}"}
+        if last_return is not None:
+            post["return"] = f"{last_return:.1f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.flush()
+        self.writer.close()

@@ -1,0 +1,88 @@
+"""Running observation normalisation and reward scaling (state saved in checkpoints)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nprl.distributed import all_reduce_mean
+
+
+class RunningMeanStd:
+    """Mean and variance of a stream of [.., *shape] samples (Chan et al.'s parallel merge).
+
+    Batch moments go through the reduction hook, so ranks under torchrun agree.
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu") -> None:
+        self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.var = torch.ones(shape, dtype=torch.float64, device=device)
+        self.count = 0.0
+
+    def update(self, x: Tensor) -> None:
+        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        n = x.shape[0]
+        moments = all_reduce_mean(torch.stack([x.mean(0), x.pow(2).mean(0)]))
+        b_mean, b_var = moments[0], (moments[1] - moments[0].pow(2)).clamp_min(0.0)
+        total = self.count + n
+        delta = b_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        m2 = self.var * self.count + b_var * n + delta.pow(2) * (self.count * n / total)
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.cpu(), "var": self.var.cpu(), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean = state["mean"].to(self.mean.device, torch.float64)
+        self.var = state["var"].to(self.var.device, torch.float64)
+        self.count = float(state["count"])
+
+
+class ObsNormalizer:
+    """(obs − mean) / sqrt(var + ε), clipped to ±clip (typ. 10). Statistics are updated
+    once per rollout, so every observation of a rollout is normalised the same way."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, device="cpu") -> None:
+        self.rms = RunningMeanStd(shape, device)
+        self.clip = clip
+
+    def __call__(self, obs: Tensor) -> Tensor:
+        if self.rms.count == 0:
+            return obs
+        mean, std = self.rms.mean.to(obs.dtype), (self.rms.var + 1e-8).sqrt().to(obs.dtype)
+        return ((obs - mean) / std).clamp(-self.clip, self.clip)
+
+    def update(self, obs: Tensor) -> None:
+        self.rms.update(obs)
+
+    def state_dict(self) -> dict:
+        return {"rms": self.rms.state_dict(), "clip": self.clip}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rms.load_state_dict(state["rms"])
+        self.clip = float(state["clip"])
+
+
+class RewardScaler:
+    """Divide rewards by the std of the discounted return (as SB3's VecNormalize), clipped
+    to ±clip. ``update`` takes the per-step discounted returns of a rollout [T, N]."""
+
+    def __init__(self, gamma: float, clip: float = 10.0, device="cpu") -> None:
+        self.rms = RunningMeanStd((), device)
+        self.gamma, self.clip = gamma, clip
+
+    def __call__(self, rewards: Tensor) -> Tensor:
+        std = (self.rms.var + 1e-8).sqrt().to(rewards.dtype)
+        return (rewards / std).clamp(-self.clip, self.clip)
+
+    def update(self, returns: Tensor) -> None:
+        self.rms.update(returns)
+
+    def state_dict(self) -> dict:
+        return {"rms": self.rms.state_dict(), "clip": self.clip}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rms.load_state_dict(state["rms"])
+        self.clip = float(state["clip"])

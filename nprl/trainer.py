@@ -1,0 +1,185 @@
+"""The training loop: collect → update → log → evaluate → checkpoint."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nprl.agents import AGENTS
+from nprl.checkpoint import save_checkpoint
+from nprl.collector import Collector
+from nprl.config import Config
+from nprl.envs import make_env
+from nprl.errors import NprlError
+from nprl.evaluation import EvalResult, evaluate
+from nprl.logger import Logger
+from nprl.normalize import ObsNormalizer, RewardScaler
+from nprl.policies import ActorCritic
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" → CUDA when present, else CPU; "cuda" without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NprlError("device='cuda' but CUDA is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_run_dir(logdir: str | Path, cfg: Config, run_name: str | None, force: bool) -> Path:
+    """``<logdir>/<env-id>/<agent>-s<seed>-<timestamp>/`` (or ``<logdir>/<run_name>``)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    name = run_name or f"{cfg.agent_name}-s{cfg.seed}-{stamp}"
+    run_dir = Path(logdir) / (name if run_name else cfg.env_id) / ("" if run_name else name)
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise NprlError(f"run directory {str(run_dir)!r} already exists; pass --force to reuse it")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NprlError(f"cannot create run directory {str(run_dir)!r}: {e.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise NprlError(f"run directory {str(run_dir)!r} is not writable")
+    return run_dir
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    """run_dir: where logs and checkpoints are; final_eval: deterministic evaluation at the
+    end; solved_step / solved_seconds: first evaluation ≥ solved_threshold (None if never);
+    evals: (env steps, seconds, deterministic mean) of every evaluation."""
+
+    run_dir: Path
+    config: Config
+    steps: int
+    seconds: float
+    final_eval: EvalResult | None
+    solved_step: int | None = None
+    solved_seconds: float | None = None
+    evals: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Wires env, policy, collector, agent and logger for one ``Config``.
+
+    Nothing is written to disk until everything has been checked and built, so a bad
+    config or env never leaves a half-made run directory.
+    """
+
+    def __init__(self, cfg: Config, logdir: str | Path = "runs", run_name: str | None = None,
+                 progress: bool = True, force: bool = False) -> None:
+        self.cfg, run = cfg, cfg.run
+        torch.set_num_threads(run.torch_threads)
+        self.device = resolve_device(run.device)
+        seed_everything(cfg.seed)
+        self.env = make_env(cfg.env_id, run.n_envs, self.device, run.backend, run.vectorization)
+        self.eval_env = make_env(cfg.env_id, run.eval_episodes, self.device, run.backend,
+                                 run.vectorization)
+        p = cfg.policy
+        self.policy = ActorCritic(self.env.single_observation_space,
+                                  self.env.single_action_space, p.hidden_sizes, p.activation,
+                                  p.critic_hidden_sizes, p.init_log_std).to(self.device)
+        obs_shape = self.env.single_observation_space.shape
+        self.obs_norm = ObsNormalizer(obs_shape, run.obs_clip, self.device) \
+            if run.normalize_obs else None
+        self.reward_scaler = RewardScaler(run.gamma, device=self.device) \
+            if run.normalize_reward else None
+        self.batch_size = run.n_envs * run.n_steps
+        self.total_updates = max(1, run.steps // self.batch_size)
+        self.agent = AGENTS[cfg.agent_name].build(self.policy, cfg.agent, self.total_updates)
+        self.collector = Collector(self.env, self.policy, run.n_steps, run.gamma, run.gae_lambda,
+                                   self.obs_norm, self.reward_scaler, seed=cfg.seed)
+        self.steps, self.updates, self.evals_done = 0, 0, 0
+        self.run_dir = make_run_dir(logdir, cfg, run_name, force)
+        self.progress = progress
+
+    def evaluate(self, deterministic: bool = True) -> EvalResult:
+        # Own RNG stream: evaluation never changes the training trajectory.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed + 7919 * (self.evals_done + 1))
+            seed = self.cfg.seed * 100_003 + 10_000 + self.evals_done
+            return evaluate(self.eval_env, self.policy, self.obs_norm, deterministic, seed)
+
+    def state(self) -> dict:
+        """Everything a checkpoint holds, as plain data."""
+        return {
+            "config": self.cfg.to_dict(),
+            "policy": self.policy.state_dict(),
+            "agent": self.agent.state_dict(),
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
+            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
+            "obs_shape": list(self.env.single_observation_space.shape),
+            "counters": {"steps": self.steps, "updates": self.updates, "evals": self.evals_done},
+        }
+
+    def checkpoint(self) -> Path:
+        return save_checkpoint(self.state(), self.run_dir / "checkpoints", self.steps,
+                               self.cfg.run.keep_checkpoints)
+
+    def run(self) -> TrainResult:
+        run, cfg = self.cfg.run, self.cfg
+        logger = Logger(self.run_dir, run.steps, self.progress)
+        logger.config(cfg.to_dict())
+        result = TrainResult(self.run_dir, cfg, 0, 0.0, None)
+        start, next_eval, last_return = time.perf_counter(), run.eval_every, None
+        try:
+            while self.steps < run.steps:
+                t0 = time.perf_counter()
+                batch, episodes = self.collector.collect()
+                metrics = self.agent.update(batch)
+                self.steps += batch.size
+                self.updates += 1
+                fps = batch.size / (time.perf_counter() - t0)
+                if episodes.returns:
+                    last_return = float(np.mean(episodes.returns))
+                    logger.scalars("rollout", {"ep_rew_mean": last_return,
+                                               "ep_len_mean": float(np.mean(episodes.lengths))},
+                                   self.steps)
+                logger.scalars("train", metrics, self.steps)
+                logger.scalars("time", {"fps": fps, "elapsed": time.perf_counter() - start},
+                               self.steps)
+                if run.eval_every and self.steps >= next_eval:
+                    next_eval += run.eval_every
+                    if self._evaluate(logger, result, start) and run.stop_when_solved:
+                        break
+                if run.checkpoint_every and self.updates % run.checkpoint_every == 0:
+                    self.checkpoint()
+                logger.progress(self.steps, fps, last_return)
+            if not result.evals or result.evals[-1][0] != self.steps:
+                self._evaluate(logger, result, start)
+            self.checkpoint()
+        finally:
+            logger.close()
+            self.env.close()
+            self.eval_env.close()
+        result.steps, result.seconds = self.steps, time.perf_counter() - start
+        return result
+
+    def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
+        """Deterministic and stochastic evaluation; True once the threshold is reached."""
+        det = self.evaluate(deterministic=True)
+        sto = self.evaluate(deterministic=False)
+        self.evals_done += 1
+        seconds = time.perf_counter() - start
+        logger.scalars("eval", {"mean_reward": det.mean, "std_reward": det.std,
+                                "mean_reward_stochastic": sto.mean,
+                                "mean_ep_length": float(np.mean(det.lengths))}, self.steps)
+        result.final_eval = det
+        result.evals.append((self.steps, seconds, det.mean))
+        threshold = self.cfg.run.solved_threshold
+        solved = threshold is not None and det.mean >= threshold
+        if solved and result.solved_step is None:
+            result.solved_step, result.solved_seconds = self.steps, seconds
+        return solved
