@@ -46,7 +46,8 @@ class PPO:
         loss = pg_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
         with torch.no_grad():
             stats = {
-                "policy_loss": pg_loss, "value_loss": value_loss, "entropy": entropy,
+                "policy_loss": pg_loss.detach(), "value_loss": value_loss.detach(),
+                "entropy": entropy.detach(),
                 "approx_kl": all_reduce_mean(((ratio - 1) - log_ratio).mean()),
                 "clip_fraction": ((ratio - 1).abs() > cfg.clip_range).float().mean(),
             }
