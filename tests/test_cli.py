@@ -7,19 +7,20 @@ import pytest
 
 from nprl.cli import main
 
+T = ["train", "trpo", "CartPole-v1"]
 BAD = [
     (["train", "trpx", "CartPole-v1"], "unknown agent 'trpx' (did you mean 'trpo'?)"),
     (["train", "trpo", "CartPol-v1"], "unknown env id 'CartPol-v1' (did you mean 'CartPole-v1'?)"),
-    (["train", "trpo", "CartPole-v1", "--set", "max_kll=0.1"],
+    ([*T, "--set", "max_kll=0.1"],
      "unknown config key 'max_kll' in --set (did you mean 'max_kl'?)"),
-    (["train", "trpo", "CartPole-v1", "--set", "max_kl=abc"], "max_kl='abc': expected a number"),
-    (["train", "trpo", "CartPole-v1", "--set", "n_envs=1.5"], "n_envs=1.5: expected an integer"),
-    (["train", "trpo", "CartPole-v1", "--steps", "0"], "steps=0: expected a positive integer"),
-    (["train", "trpo", "CartPole-v1", "--set", "max_kl=nan"], "max_kl=nan: expected a positive"),
-    (["train", "trpo", "CartPole-v1", "--set", "gamma=1.5"], "gamma=1.5: expected a number in (0, 1]"),
-    (["train", "trpo", "CartPole-v1", "--set", "n_envs=0"], "n_envs=0: expected a positive integer"),
-    (["train", "trpo", "CartPole-v1", "--set", "max_kl"], "expected key=value"),
-    (["train", "trpo", "CartPole-v1", "--config", "/nonexistent.toml"], "does not exist"),
+    ([*T, "--set", "max_kl=abc"], "max_kl='abc': expected a number"),
+    ([*T, "--set", "n_envs=1.5"], "n_envs=1.5: expected an integer"),
+    ([*T, "--steps", "0"], "steps=0: expected a positive integer"),
+    ([*T, "--set", "max_kl=nan"], "max_kl=nan: expected a positive"),
+    ([*T, "--set", "gamma=1.5"], "gamma=1.5: expected a number in (0, 1]"),
+    ([*T, "--set", "n_envs=0"], "n_envs=0: expected a positive integer"),
+    ([*T, "--set", "max_kl"], "expected key=value"),
+    ([*T, "--config", "/nonexistent.toml"], "does not exist"),
     (["eval", "/nonexistent/ckpt.pt"], "does not exist"),
 ]
 
@@ -39,7 +40,7 @@ def test_cuda_without_cuda(tmp_path, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert main(["train", "trpo", "CartPole-v1", "--device", "cuda", "--logdir",
+    assert main([*T, "--device", "cuda", "--logdir",
                  str(tmp_path)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -48,7 +49,7 @@ def test_cuda_without_cuda(tmp_path, capsys):
 def test_unwritable_logdir(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    assert main(["train", "trpo", "CartPole-v1", "--logdir", str(blocker / "runs")]) == 2
+    assert main([*T, "--logdir", str(blocker / "runs")]) == 2
     assert "cannot create run directory" in capsys.readouterr().err
 
 
@@ -56,7 +57,7 @@ def test_malformed_config_file(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("max_kl = = 0.1\n")
     logdir = tmp_path / "runs"
-    assert main(["train", "trpo", "CartPole-v1", "--config", str(bad), "--logdir",
+    assert main([*T, "--config", str(bad), "--logdir",
                  str(logdir)]) == 2
     err = capsys.readouterr().err
     assert "malformed TOML" in err and err.count("\n") == 1
@@ -65,7 +66,7 @@ def test_malformed_config_file(tmp_path, capsys):
 
 def test_usage_error_is_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["train", "trpo", "CartPole-v1", "--steps", "many"])
+        main([*T, "--steps", "many"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid int value: 'many'" in err
