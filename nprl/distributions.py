@@ -38,6 +38,12 @@ class Categorical:
     def mode(self, params: Tensor) -> Tensor:
         return params.argmax(dim=-1)
 
+    def sample(self, params: Tensor) -> Tensor:
+        """Gumbel-max draw: argmax(logits + Gumbel noise) ~ softmax(logits). A few fused
+        ops instead of building a torch.distributions object on every env step."""
+        u = torch.rand_like(params).clamp_(min=torch.finfo(params.dtype).tiny)
+        return (params - torch.log(-torch.log(u))).argmax(dim=-1)
+
     def fisher_mv(self, params: Tensor, u: Tensor) -> Tensor:
         """(diag(p) − ppᵀ) u per row, without forming the K×K matrix."""
         p = torch.softmax(params, dim=-1)
@@ -81,6 +87,10 @@ class DiagGaussian:
 
     def mode(self, params: Tensor) -> Tensor:
         return self.split(params)[0]
+
+    def sample(self, params: Tensor) -> Tensor:
+        mean, log_std = self.split(params)
+        return mean + log_std.exp() * torch.randn_like(mean)
 
     def fisher_mv(self, params: Tensor, u: Tensor) -> Tensor:
         _, log_std = self.split(params)

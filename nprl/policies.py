@@ -101,8 +101,5 @@ class ActorCritic(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """(action, log_prob, dist_params) for a batch of observations."""
         params = self.dist_params(obs)
-        if deterministic:
-            action = self.family.mode(params)
-        else:
-            action = self.family.dist(params).sample()
+        action = self.family.mode(params) if deterministic else self.family.sample(params)
         return action, self.family.log_prob(params, action), params

@@ -78,3 +78,17 @@ def test_log_probs_and_params_are_the_acting_policys():
     params = policy.dist_params(flat.obs)
     assert torch.allclose(params, flat.dist_params)
     assert torch.allclose(policy.family.log_prob(params, flat.actions), flat.log_probs)
+
+
+def test_family_samplers_follow_their_distributions():
+    """The fast samplers used on every env step draw from the distribution they claim."""
+    from nprl.distributions import Categorical, DiagGaussian
+
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(200_000, 3)
+    freq = torch.bincount(Categorical(3).sample(logits), minlength=3).double() / 200_000
+    assert torch.allclose(freq, torch.softmax(logits[0].double(), -1), atol=4e-3)
+    params = torch.tensor([[1.0, -2.0, 0.5, -0.5]]).expand(200_000, 4)  # mean (1,-2), log σ
+    x = DiagGaussian(2).sample(params)
+    assert torch.allclose(x.mean(0), torch.tensor([1.0, -2.0]), atol=0.02)
+    assert torch.allclose(x.std(0), torch.tensor([0.5, -0.5]).exp(), atol=0.02)
