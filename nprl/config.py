@@ -183,6 +183,9 @@ def _check_ranges(cfg: Config) -> None:
         need(key, finite(v.get(key)) and v[key] > 0, "a positive finite number")
     for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio"):
         need(key, finite(v.get(key)) and v[key] >= 0, "a finite number ≥ 0")
+    need("max_kl_end", v.get("max_kl_end") is None or (finite(v["max_kl_end"])
+                                                      and v["max_kl_end"] > 0),
+         "a positive finite number or none")
     for key in ("target_kl", "clip_range_vf", "solved_threshold"):
         need(key, v.get(key) is None or finite(v[key]), "a finite number or none")
     need("backtrack_coef", finite(v.get("backtrack_coef")) and 0 < v["backtrack_coef"] < 1,

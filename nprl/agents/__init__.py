@@ -23,8 +23,8 @@ class AgentSpec:
 
 
 AGENTS: dict[str, AgentSpec] = {
-    "npg": AgentSpec(NPGConfig, lambda p, c, n: NaturalGradient(p, c), True),
-    "trpo": AgentSpec(TRPOConfig, lambda p, c, n: NaturalGradient(p, c), True),
+    "npg": AgentSpec(NPGConfig, lambda p, c, n: NaturalGradient(p, c, n), True),
+    "trpo": AgentSpec(TRPOConfig, lambda p, c, n: NaturalGradient(p, c, n), True),
     "ppo": AgentSpec(PPOConfig, lambda p, c, n: PPO(p, c, n), False),
 }
 

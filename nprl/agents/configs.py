@@ -13,6 +13,8 @@ class NPGConfig:
     """Natural policy gradient: s = sqrt(2δ / dᵀFd) · d, d = (F + λI)⁻¹ g by CG.
 
     max_kl: δ, the KL budget of one update (0.01 usual; 0.02–0.05 on small tasks).
+    max_kl_end: if set, δ is annealed linearly from ``max_kl`` to this over the run
+        (large early steps for speed, small late ones for a stable final policy).
     cg_iters / cg_tol: conjugate-gradient budget (10, 1e-10).
     cg_damping: λ, or its starting value when ``damping`` = "adaptive" (0.1).
     damping: "fixed" or "adaptive" (Levenberg–Marquardt on actual/expected improvement).
@@ -27,6 +29,7 @@ class NPGConfig:
     """
 
     max_kl: float = 0.01
+    max_kl_end: float | None = None
     cg_iters: int = 10
     cg_tol: float = 1e-10
     cg_damping: float = 0.1

@@ -38,8 +38,9 @@ def normalize(x: Tensor) -> Tensor:
 class NaturalGradient:
     """The natural-gradient agent; ``cfg.line_search`` makes it TRPO."""
 
-    def __init__(self, policy, cfg: NPGConfig) -> None:
+    def __init__(self, policy, cfg: NPGConfig, total_updates: int = 1) -> None:
         self.policy, self.cfg = policy, cfg
+        self.total_updates, self.updates = max(1, total_updates), 0
         self.params = policy.actor_parameters()
         self.damping = make_damping(cfg.damping, cfg.cg_damping)
         self.critic = CriticTrainer(policy, cfg.vf_lr, cfg.vf_epochs, cfg.vf_minibatches)
@@ -70,16 +71,18 @@ class NaturalGradient:
             return all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
 
         g = all_reduce_mean(flat(torch.autograd.grad(surrogate(), self.params), self.params))
-        ns = natural_step(self.curvature(s), g, cfg.max_kl)
+        max_kl = self.max_kl()
+        ns = natural_step(self.curvature(s), g, max_kl)
         evaluate = lambda: (surrogate(), kl())  # noqa: E731
         if cfg.line_search:
-            ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, cfg.max_kl,
+            ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, max_kl,
                                 cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
         else:
             ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
         rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
         value_loss = self.critic.fit(s.obs, s.returns)
+        self.updates += 1
         with torch.no_grad():
             entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
         return {
@@ -88,13 +91,23 @@ class NaturalGradient:
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,
             "backtracks": ls.backtracks, "step_accepted": float(ls.accepted),
-            "step_frac": ls.step_frac, "damping": ns.damping,
+            "step_frac": ls.step_frac, "damping": ns.damping, "max_kl": max_kl,
             "grad_norm": float(g.norm()), "skipped": float(not ls.accepted and not ns.finite),
         }
 
+    def max_kl(self) -> float:
+        """δ for this update: ``max_kl``, or annealed linearly towards ``max_kl_end``."""
+        end = self.cfg.max_kl_end
+        if end is None:
+            return self.cfg.max_kl
+        frac = min(1.0, self.updates / self.total_updates)
+        return self.cfg.max_kl + frac * (end - self.cfg.max_kl)
+
     def state_dict(self) -> dict:
-        return {"critic": self.critic.state_dict(), "damping": self.damping.value}
+        return {"critic": self.critic.state_dict(), "damping": self.damping.value,
+                "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.critic.load_state_dict(state["critic"])
         self.damping.value = float(state["damping"])
+        self.updates = int(state["updates"])
