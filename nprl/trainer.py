@@ -68,6 +68,8 @@ class TrainResult:
     final_eval: EvalResult | None
     solved_step: int | None = None
     solved_seconds: float | None = None
+    solved_train_seconds: float | None = None  # solved_seconds minus time spent evaluating
+    eval_seconds: float = 0.0
     evals: list[tuple[int, float, float]] = field(default_factory=list)
 
 
@@ -169,10 +171,12 @@ class Trainer:
 
     def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
         """Deterministic and stochastic evaluation; True once the threshold is reached."""
+        t0 = time.perf_counter()
         det = self.evaluate(deterministic=True)
         sto = self.evaluate(deterministic=False)
         self.evals_done += 1
         seconds = time.perf_counter() - start
+        result.eval_seconds += time.perf_counter() - t0
         logger.scalars("eval", {"mean_reward": det.mean, "std_reward": det.std,
                                 "mean_reward_stochastic": sto.mean,
                                 "mean_ep_length": float(np.mean(det.lengths))}, self.steps)
@@ -182,4 +186,5 @@ class Trainer:
         solved = threshold is not None and det.mean >= threshold
         if solved and result.solved_step is None:
             result.solved_step, result.solved_seconds = self.steps, seconds
+            result.solved_train_seconds = seconds - result.eval_seconds
         return solved
