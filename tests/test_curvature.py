@@ -172,6 +172,19 @@ def test_mlp_backend_other_activations(head: str, activation: str,
         assert rel_err(operator(policy, obs, impl, monkeypatch).to_dense(), ref) < 1e-8
 
 
+@pytest.mark.parametrize("act", [nn.LeakyReLU(0.1), nn.Sigmoid(), nn.Identity()],
+                         ids=["leaky", "sigmoid", "identity"])
+def test_mlp_backend_other_activation_modules(act: nn.Module,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = make_policy("cat", (6, 5))
+    policy.actor[1] = act
+    policy.actor[3] = nn.Tanh()
+    obs = torch.randn(20, OBS_DIM, dtype=f64)
+    ref = reference_fisher(policy, obs, "cat")
+    for impl in ("mlp-cut", "mlp"):
+        assert rel_err(operator(policy, obs, impl, monkeypatch).to_dense(), ref) < 1e-8
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("head", ["cat", "gauss"])
 def test_jvp_vjp_are_the_jacobian_and_its_adjoint(head: str, impl: str,
