@@ -126,7 +126,7 @@ def main() -> None:
             nprl_sps, gym_sps = measure(env_id, n, rounds, args.block, args.seed)
             print(
                 f"{env_id:<26}{gym_mode(env_id):<20}{n:>6}{nprl_sps:>15,.0f}{gym_sps:>15,.0f}"
-                f"{nprl_sps / gym_sps:>8.1f}x",
+                f"{nprl_sps / gym_sps:>8.2f}x",
                 flush=True,
             )
     print(f"({time.perf_counter() - start:.0f} s)")

@@ -59,11 +59,12 @@ def _box_pump(high: float, velocity_col: int) -> Policy:
 
 
 # env id -> (policy, vector steps, re-sync period or None). 4 envs per run.
-# CartPole's upright pole and Acrobot's swing-up policy amplify differences exponentially
-# (~e^(4t) for the pole): torch's SLEEF sin/cos and numpy's libm differ by one ulp on ~0.2%
-# of arguments, so those runs re-sync to gymnasium's state every 50 steps and compare
-# free-running in between. gymnasium rounds MountainCarContinuous' state to float32 every
-# step (the torch env keeps float64), a ~1e-7 drift per step: re-sync every 100 steps.
+# Two runs also re-sync the whole state to gymnasium's periodically and compare
+# free-running in between, because their trajectories separate for reasons that are not
+# bugs: CartPole's balanced pole amplifies differences ~e^(4t), and torch's SLEEF sin/cos
+# and numpy's libm differ by one ulp on ~0.2% of arguments (without re-syncing the
+# observations part by >1e-5 after ~330 steps); gymnasium rounds MountainCarContinuous'
+# state to float32 every step while the torch env keeps float64 (>1e-5 after ~980 steps).
 PARITY: dict[str, tuple[Policy, int, int | None]] = {
     "CartPole-v1": (
         _mixed(
@@ -73,7 +74,11 @@ PARITY: dict[str, tuple[Policy, int, int | None]] = {
         1100,
         50,
     ),
-    "Acrobot-v1": (_mixed(lambda o, r: np.where(o[:, 5] > 0, 2, 0), _discrete_random(3)), 1100, 50),
+    "Acrobot-v1": (
+        _mixed(lambda o, r: np.where(o[:, 5] > 0, 2, 0), _discrete_random(3)),
+        1100,
+        None,
+    ),
     "MountainCar-v0": (
         _mixed(lambda o, r: np.where(o[:, 1] >= 0, 2, 0), _discrete_random(3)),
         600,
@@ -139,7 +144,7 @@ def test_parity_with_gymnasium(env_id: str) -> None:
         assert (observed[:, 0] == np.float64(-1.2)).any()
     if env_id == "Pendulum-v1":  # the speed limit was hit
         assert (np.abs(observed[:, 2]) == 8.0).any()
-    if env_id == "Acrobot-v1":  # an angle was wrapped: |θ| near π
+    if env_id == "Acrobot-v1":  # a link swung over the top, where angles get wrapped
         assert (observed[:, [0, 2]] < -0.99).any()
 
 

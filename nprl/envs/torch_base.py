@@ -62,8 +62,9 @@ class TorchVecEnv:
         few µs each, so up to ~1,000 envs a step costs about the same as one env's.
     device: where the state, the step counters and the generator live ("cpu", "cuda").
     dtype: floating dtype of state, observations and rewards. float32 (default) matches
-        gymnasium's observation spaces; float64 follows gymnasium's float64 arithmetic to
-        ~1e-15 per step (used by the parity tests).
+        gymnasium's observation spaces; float64 agrees with gymnasium's float64 states to
+        ~1e-15 per step (used by the parity tests; gymnasium itself rounds some quantities
+        to float32, e.g. MountainCarContinuous' state and Pendulum's torque term).
 
     ``reset`` and ``step`` return observations [N, obs_dim] of ``dtype`` on ``device``;
     rewards [N] of ``dtype``; ``terminated``/``truncated`` [N] bool. ``final_obs`` may be a
