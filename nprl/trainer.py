@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -21,6 +22,7 @@ from nprl.errors import NprlError
 from nprl.evaluation import EvalResult, evaluate
 from nprl.logger import Logger
 from nprl.normalize import ObsNormalizer, RewardScaler
+from nprl.parallel import NullLogger, Parallel
 from nprl.policies import ActorCritic
 
 
@@ -84,8 +86,10 @@ class Trainer:
                  progress: bool = True, force: bool = False) -> None:
         self.cfg, run = cfg, cfg.run
         torch.set_num_threads(run.torch_threads)
-        self.device = resolve_device(run.device)
-        seed_everything(cfg.seed)
+        # Under torchrun: join the process group; each rank its own seed stream.
+        self.parallel, self.device = Parallel.setup(run, resolve_device(run.device))
+        self.parallel.check_config(cfg.to_dict())
+        seed_everything(self.parallel.seed(cfg.seed))
         self.env = make_env(cfg.env_id, run.n_envs, self.device, run.backend, run.vectorization)
         self.eval_env = make_env(cfg.env_id, run.eval_episodes, self.device, run.backend,
                                  run.vectorization)
@@ -93,18 +97,21 @@ class Trainer:
         self.policy = ActorCritic(self.env.single_observation_space,
                                   self.env.single_action_space, p.hidden_sizes, p.activation,
                                   p.critic_hidden_sizes, p.init_log_std).to(self.device)
+        self.parallel.broadcast(self.policy)
         obs_shape = self.env.single_observation_space.shape
         self.obs_norm = ObsNormalizer(obs_shape, run.obs_clip, self.device) \
             if run.normalize_obs else None
         self.reward_scaler = RewardScaler(run.gamma, device=self.device) \
             if run.normalize_reward else None
-        self.batch_size = run.n_envs * run.n_steps
+        self.batch_size = run.n_envs * run.n_steps * self.parallel.world  # across ranks
         self.total_updates = max(1, run.steps // self.batch_size)
         self.agent = AGENTS[cfg.agent_name].build(self.policy, cfg.agent, self.total_updates)
         self.collector = Collector(self.env, self.policy, run.n_steps, run.gamma, run.gae_lambda,
-                                   self.obs_norm, self.reward_scaler, seed=cfg.seed)
+                                   self.obs_norm, self.reward_scaler,
+                                   seed=self.parallel.env_seed(cfg.seed, run.n_envs))
         self.steps, self.updates, self.evals_done = 0, 0, 0
-        self.run_dir = make_run_dir(logdir, cfg, run_name, force)
+        self.run_dir = make_run_dir(logdir, cfg, run_name, force) \
+            if self.parallel.is_main else None  # only rank 0 writes
         self.progress = progress
 
     def evaluate(self, deterministic: bool = True) -> EvalResult:
@@ -126,13 +133,16 @@ class Trainer:
             "counters": {"steps": self.steps, "updates": self.updates, "evals": self.evals_done},
         }
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self) -> Path | None:
+        if not self.parallel.is_main:
+            return None
         return save_checkpoint(self.state(), self.run_dir / "checkpoints", self.steps,
                                self.cfg.run.keep_checkpoints)
 
     def run(self) -> TrainResult:
         run, cfg = self.cfg.run, self.cfg
-        logger = Logger(self.run_dir, run.steps, self.progress)
+        logger = Logger(self.run_dir, run.steps, self.progress) \
+            if self.parallel.is_main else NullLogger()
         logger.config(cfg.to_dict())
         result = TrainResult(self.run_dir, cfg, 0, 0.0, None)
         start, next_eval, last_return = time.perf_counter(), run.eval_every, None
@@ -140,10 +150,12 @@ class Trainer:
             while self.steps < run.steps:
                 t0 = time.perf_counter()
                 batch, episodes = self.collector.collect()
+                episodes = self.parallel.gather_episodes(episodes)
                 metrics = self.agent.update(batch)
-                self.steps += batch.size
+                self.steps += batch.size * self.parallel.world
                 self.updates += 1
-                fps = batch.size / (time.perf_counter() - t0)
+                self.parallel.check_sync(self.policy, self.updates)
+                fps = batch.size * self.parallel.world / (time.perf_counter() - t0)
                 if episodes.returns:
                     last_return = float(np.mean(episodes.returns))
                     logger.scalars("rollout", {"ep_rew_mean": last_return,
@@ -171,6 +183,9 @@ class Trainer:
 
     def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
         """Deterministic and stochastic evaluation; True once the threshold is reached."""
+        if not self.parallel.is_main:  # rank 0 evaluates; the others take its verdict
+            result.evals.append((self.steps, time.perf_counter() - start, math.nan))
+            return self.parallel.agree(False)
         t0 = time.perf_counter()
         det = self.evaluate(deterministic=True)
         sto = self.evaluate(deterministic=False)
@@ -187,4 +202,4 @@ class Trainer:
         if solved and result.solved_step is None:
             result.solved_step, result.solved_seconds = self.steps, seconds
             result.solved_train_seconds = seconds - result.eval_seconds
-        return solved
+        return self.parallel.agree(solved)

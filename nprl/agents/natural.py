@@ -28,11 +28,13 @@ from nprl.curvature import (
     natural_step,
     take_step,
 )
-from nprl.distributed import all_reduce_mean
+from nprl.distributed import all_reduce_mean, global_mean_std
 
 
 def normalize(x: Tensor) -> Tensor:
-    return (x - x.mean()) / (x.std() + 1e-8)
+    """Standardise with the mean and std over all ranks' samples."""
+    mean, std = global_mean_std(x)
+    return (x - mean) / (std + 1e-8)
 
 
 class NaturalGradient:
@@ -81,12 +83,12 @@ class NaturalGradient:
             ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
         rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
-        value_loss = self.critic.fit(s.obs, s.returns)
+        value_loss = self.critic.fit(s.obs, s.returns, batch.rewards.shape)
         self.updates += 1
         with torch.no_grad():
-            entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
+            entropy = all_reduce_mean(family.entropy(self.policy.dist_params(s.obs)).mean())
         return {
-            "kl": ls.kl, "entropy": entropy, "value_loss": value_loss,
+            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,
