@@ -211,6 +211,16 @@ def agree(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any (e.g. "my batch holds a NaN": a rank
+    must not skip an update alone, or the others wait for it in the next collective)."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    _collective("all_reduce_max", t, lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX))
+    return bool(t.item() > 0)
+
+
 def gather_values(values: Tensor) -> Tensor:
     """All ranks' 1-d ``values`` (possibly of different lengths) concatenated in rank
     order, on every rank. Two small collectives: the lengths, then padded values."""

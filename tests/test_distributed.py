@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import multiprocessing as mp
 import os
 import socket
 import subprocess
@@ -18,10 +19,10 @@ import sys
 import time
 import traceback
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 
 import gymnasium as gym
-import multiprocessing as mp
 import numpy as np
 import pytest
 import torch
@@ -50,7 +51,9 @@ def _entry(target, rank: int, world: int, port: int, queue, args, init: bool) ->
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     try:
         if init:
-            dist.init_process_group("gloo", rank=rank, world_size=world)
+            # A short timeout: a rank stuck in a mismatched collective fails the test fast.
+            dist.init_process_group("gloo", rank=rank, world_size=world,
+                                    timeout=timedelta(seconds=20))
         queue.put((rank, target(rank, world, *args)))
     except BaseException:  # noqa: B036  (report everything to the parent)
         queue.put((rank, "ERROR\n" + traceback.format_exc()))
@@ -185,7 +188,8 @@ def _collectives(rank: int, world: int):
     x = torch.arange(5 + 2 * rank, dtype=torch.float64) ** 2 + rank  # unequal lengths
     out["mean_std"] = [float(v) for v in D.global_mean_std(x)]
     out["gathered"] = D.gather_values(x).tolist()
-    out["agree"] = (D.agree(rank == 0), D.agree(rank == 1))
+    out["agree"] = (D.agree(rank == 0), D.agree(rank == 1), D.any_rank(rank == 1),
+                    D.any_rank(False))
     w = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     data = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)[rank]
     D.comm_stats.reset()
@@ -222,7 +226,7 @@ def test_collectives():
         assert math.isclose(mean, float(union.mean()), rel_tol=1e-13)
         assert math.isclose(std, float(union.std()), rel_tol=1e-13)
         assert out["gathered"] == union.tolist()
-        assert out["agree"] == (True, False)
+        assert out["agree"] == (True, False, True, False)
         assert out["reduced"] == 3.5  # mean of 1·1 and 2·3
         assert out["grad"] == ([1.0, 0.0] if r == 0 else [0.0, 3.0])
         assert out["bytes"] == 8
