@@ -54,13 +54,7 @@ class Acrobot(TorchVecEnv):
     max_episode_steps = 500
     state_dim = 4
 
-    def __init__(
-        self,
-        num_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__(num_envs, device, dtype)
+    def _init_buffers(self) -> None:
         self._torque = self._const([-1.0, 0.0, 1.0])  # AVAIL_TORQUE, looked up by action
         self._max_vel = self._const([[MAX_VEL_1], [MAX_VEL_2]])
         self._fresh = torch.empty(4, self.num_envs, **self._factory)
