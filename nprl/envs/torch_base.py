@@ -104,8 +104,12 @@ class TorchVecEnv:
         self._one = torch.ones((), dtype=torch.int32, device=self.device)
         self._limit = torch.full((), self.max_episode_steps, dtype=torch.int32, device=self.device)
         self._needs_reset = True
+        self._init_buffers()
 
     # ----------------------------------------------------------------- subclass API
+    def _init_buffers(self) -> None:
+        """Allocate the env's constants and reusable buffers (called by ``__init__``)."""
+
     @staticmethod
     def _spaces() -> tuple[gym.Space, gym.Space]:
         """(single observation space, single action space), identical to gymnasium's."""
