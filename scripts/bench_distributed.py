@@ -11,7 +11,8 @@ so the table shows what is communicated — the policy gradient, every Fisher-ve
 product, line-search and logging scalars, critic / PPO gradients — and what it would cost
 over a network: per all-reduce ``latency + 2(W−1)/W · bytes / bandwidth`` (ring).
 
-Every rank gets total_batch / W steps per update (n_steps fixed, n_envs = total/W/n_steps).
+Every rank gets total_batch / W steps per update (n_steps = min(256, total/W),
+n_envs = total/W/n_steps).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ OVERRIDES = {
 }
 
 
-def worker(agent: str, env_id: str, total: int, warmup: int, updates: int) -> None:
+def worker(agent: str, env_id: str, total: int, warmup: int, updates: int,
+           extra: dict) -> None:
     import torch
     import torch.distributed as dist
 
@@ -45,9 +47,10 @@ def worker(agent: str, env_id: str, total: int, warmup: int, updates: int) -> No
     from nprl.trainer import Trainer
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    n_envs = total // world // N_STEPS
-    cfg = resolve(agent, env_id, 0, {**OVERRIDES[agent], "n_envs": n_envs, "n_steps": N_STEPS,
-                                     "device": "cpu", "eval_every": 0})
+    n_steps = min(N_STEPS, total // world)
+    n_envs = total // world // n_steps
+    cfg = resolve(agent, env_id, 0, {**OVERRIDES[agent], "n_envs": n_envs, "n_steps": n_steps,
+                                     "device": "cpu", "eval_every": 0, **extra})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, logdir=tmp, progress=False)
         n_actor = sum(p.numel() for p in trainer.policy.actor_parameters())
@@ -111,14 +114,16 @@ def _kinds(by_size, n_actor: int, n_critic: int) -> dict[str, list[float]]:
     return out
 
 
-def launch(agent: str, env_id: str, world: int, total: int, warmup: int, updates: int) -> dict:
+def launch(agent: str, env_id: str, world: int, total: int, warmup: int, updates: int,
+           sets: list[str]) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world),
            "--master-port", str(port), __file__, "--worker", "--agents", agent, "--env", env_id,
-           "--batch", str(total), "--warmup", str(warmup), "--updates", str(updates)]
+           "--batch", str(total), "--warmup", str(warmup), "--updates", str(updates),
+           *[a for kv in sets for a in ("--set", kv)]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -191,20 +196,26 @@ def main() -> None:
                     help="total env steps per update across ranks")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--updates", type=int, default=4)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. --set backend=gymnasium")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.agents[0], args.env, args.batch[0], args.warmup, args.updates)
+        from nprl.cli import parse_sets
+
+        worker(args.agents[0], args.env, args.batch[0], args.warmup, args.updates,
+               parse_sets(args.set))
         return
     print(f"{os.cpu_count()} CPUs; 1 torch thread per process; {args.env}, n_steps {N_STEPS}; "
-          f"median of {args.updates} updates after {args.warmup} warm-up")
+          f"median of {args.updates} updates after {args.warmup} warm-up; {args.set or ''}")
     results, raw = [], []
     for agent in args.agents:
         for total in args.batch:
             base = None
             for world in args.procs:
-                res = launch(agent, args.env, world, total, args.warmup, args.updates)
+                res = launch(agent, args.env, world, total, args.warmup, args.updates,
+                             args.set)
                 raw.append(res)
                 row = summarise(res, base)
                 base = base or (row if world == 1 else None)
