@@ -230,7 +230,7 @@ def gather_values(values: Tensor) -> Tensor:
     n = torch.tensor([values.numel()], device=dev)
     counts = [torch.empty_like(n) for _ in range(world_size())]
     _collective("all_gather", n, lambda: dist.all_gather(counts, n))
-    longest = max(int(c) for c in counts)
+    longest = max(1, *(int(c) for c in counts))  # never a 0-element collective
     padded = torch.zeros(longest, dtype=values.dtype, device=dev)
     padded[: values.numel()] = values.to(dev)
     parts = [torch.empty_like(padded) for _ in counts]

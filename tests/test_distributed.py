@@ -188,6 +188,7 @@ def _collectives(rank: int, world: int):
     x = torch.arange(5 + 2 * rank, dtype=torch.float64) ** 2 + rank  # unequal lengths
     out["mean_std"] = [float(v) for v in D.global_mean_std(x)]
     out["gathered"] = D.gather_values(x).tolist()
+    out["gathered_empty"] = D.gather_values(torch.empty(0)).tolist()  # no episode ended
     out["agree"] = (D.agree(rank == 0), D.agree(rank == 1), D.any_rank(rank == 1),
                     D.any_rank(False))
     w = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
@@ -225,7 +226,7 @@ def test_collectives():
         mean, std = out["mean_std"]
         assert math.isclose(mean, float(union.mean()), rel_tol=1e-13)
         assert math.isclose(std, float(union.std()), rel_tol=1e-13)
-        assert out["gathered"] == union.tolist()
+        assert out["gathered"] == union.tolist() and out["gathered_empty"] == []
         assert out["agree"] == (True, False, True, False)
         assert out["reduced"] == 3.5  # mean of 1·1 and 2·3
         assert out["grad"] == ([1.0, 0.0] if r == 0 else [0.0, 3.0])
