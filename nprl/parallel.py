@@ -73,10 +73,14 @@ class Parallel:
         """This rank's env reset seed: seed + rank·n_envs (disjoint sub-env seeds)."""
         return seed + self.rank * n_envs
 
-    def check_config(self, config: dict) -> None:
-        """Raise unless every rank was started with the same config."""
+    def check_config(self, config: dict, resume: bool = False) -> None:
+        """Raise unless every rank was started with the same config (and not resuming:
+        a checkpoint holds rank 0's RNG and env states only)."""
         if self.world == 1:
             return
+        if resume:
+            raise DistributedError("--resume is not supported under torchrun yet (checkpoints "
+                                   "hold rank 0's RNG and env states only)")
         digest = zlib.crc32(json.dumps(config, sort_keys=True, default=str).encode())
         if float(D.spread(torch.tensor([float(digest)], dtype=torch.float64))) != 0:
             raise DistributedError(
@@ -119,6 +123,10 @@ class Parallel:
     def agree(self, flag: bool) -> bool:
         """Rank 0's verdict (e.g. "solved") on every rank."""
         return D.agree(flag)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is on any (e.g. Ctrl-C reached one rank first)."""
+        return D.any_rank(flag)
 
 
 def _init_group(device: torch.device, timeout: float) -> torch.device:
