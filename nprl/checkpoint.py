@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from nprl.errors import NprlError
+from nprl.plain import check_plain
 
 FORMAT = "nprl-checkpoint"
 VERSION = 1
@@ -42,9 +43,14 @@ def atomic_save(obj: dict[str, Any], path: Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
-    """Save as ``ckpt_dir/step_<step>.pt`` and delete all but the newest ``keep``."""
+    """Save as ``ckpt_dir/step_<step>.pt`` and delete all but the newest ``keep``.
+
+    Anything that is not plain data is a TypeError here, not an unloadable file later.
+    """
     path = ckpt_dir / f"step_{step:012d}.pt"
-    atomic_save({"format": FORMAT, "version": VERSION, **state}, path)
+    obj = {"format": FORMAT, "version": VERSION, **state}
+    check_plain(obj)
+    atomic_save(obj, path)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -77,9 +83,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # torch's message is a paragraph; the line naming the refused global is the news.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln]
+        why = (named or lines or [type(e).__name__])[0]
         raise NprlError(f"refusing checkpoint {str(p)!r}: it holds more than plain data "
-                        f"({first})") from None
+                        f"({why})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise NprlError(f"checkpoint {str(p)!r} is truncated or corrupted "
                         f"({type(e).__name__})") from None
