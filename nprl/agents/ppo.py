@@ -86,7 +86,7 @@ class PPO:
         return {
             **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
             "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
-            "skipped_minibatches": float(skipped),
+            "skipped_minibatches": float(skipped), "skipped": float(skipped > 0),
         }
 
     def state_dict(self) -> dict:
