@@ -47,13 +47,18 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int)
 
     Anything that is not plain data is a TypeError here, not an unloadable file later.
     """
-    path = ckpt_dir / f"step_{step:012d}.pt"
+    path = checkpoint_path(ckpt_dir, step)
     obj = {"format": FORMAT, "version": VERSION, **state}
     check_plain(obj)
     atomic_save(obj, path)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
+    """Where the checkpoint of env step ``step`` lives."""
+    return ckpt_dir / f"step_{step:012d}.pt"
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:

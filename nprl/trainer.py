@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nprl.agents import AGENTS
-from nprl.checkpoint import save_checkpoint
+from nprl.checkpoint import checkpoint_path, save_checkpoint
 from nprl.collector import Collector
 from nprl.config import Config
 from nprl.envs import make_env
@@ -174,6 +174,9 @@ class Trainer:
                                                self.steps, self.cfg.run.keep_checkpoints)
         return self.last_checkpoint
 
+    def _checkpoint_path(self) -> Path:
+        return checkpoint_path(self.run_dir / "checkpoints", self.steps)
+
     def run(self) -> TrainResult:
         """Train until ``steps``; a resumed trainer continues its counters and logs.
 
@@ -228,11 +231,14 @@ class Trainer:
                 self.next_eval += run.eval_every
                 if self._evaluate(logger, result, start) and run.stop_when_solved:
                     break
-            if run.checkpoint_every and self.updates % run.checkpoint_every == 0:
+            # Not after a skipped update: the last checkpoints stay the last good states
+            # (a streak of skips would otherwise rotate them all out).
+            if run.checkpoint_every and self.updates % run.checkpoint_every == 0 \
+                    and self.guard.consecutive == 0:
                 self.checkpoint()
             logger.progress(self.steps, fps, last_return)
             if interrupt.requested:
-                if run.checkpoint_every == 0 or self.updates % run.checkpoint_every != 0:
+                if self.last_checkpoint != self._checkpoint_path():
                     self.checkpoint()
                 raise KeyboardInterrupt(f"checkpoint at step {self.steps}; continue with "
                                         f"`nprl train --resume {self.run_dir}`")

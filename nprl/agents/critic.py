@@ -43,7 +43,7 @@ class CriticTrainer:
                 loss.backward()
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
-                if not all(bool(torch.isfinite(g).all()) for g in grads):
+                if not all(bool(torch.isfinite(g).all()) for g in [*grads, loss.detach()]):
                     self.skipped += 1
                     continue  # a non-finite gradient is skipped, never applied
                 if self.max_grad_norm is not None:

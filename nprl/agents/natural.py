@@ -79,13 +79,17 @@ class NaturalGradient:
                                 cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
         else:
             ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
-        rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
+        # ρ = actual / predicted; a zero step (zero gradient) predicts nothing: ρ undefined.
+        rho = ls.actual_improve / ls.expected_improve \
+            if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
         value_loss = self.critic.fit(s.obs, s.returns)
         # A fault (reported as "skipped"; the trainer's guard then undoes the whole update):
-        # a non-finite gradient, direction or step, or a step whose KL was not finite.
+        # a non-finite gradient, direction or step, a step refused for a non-finite KL or
+        # surrogate (a finite refusal is the line search at work), or a critic fault.
+        refused_finite = math.isfinite(ls.kl) and math.isfinite(ls.actual_improve)
         fault = (not bool(torch.isfinite(g).all()) or not ns.finite
-                 or not (ls.accepted or math.isfinite(ls.kl)) or self.critic.skipped > 0)
+                 or not (ls.accepted or refused_finite) or self.critic.skipped > 0)
         self.updates += 1
         with torch.no_grad():
             entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
