@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load with ``weights_only=True``; refuse anything that is not an nprl checkpoint."""
     p = find_checkpoint(path)
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's message is a paragraph; the line naming the refused global is the news.
+        # Random bytes also fail here ("Unsupported operand"): only a refused global
+        # means the file holds objects.
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        named = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln]
-        why = (named or lines or [type(e).__name__])[0]
-        raise NprlError(f"refusing checkpoint {str(p)!r}: it holds more than plain data "
-                        f"({why})") from None
+        named = [ln for ln in lines if "GLOBAL" in ln]
+        if named:
+            raise NprlError(f"refusing checkpoint {str(p)!r}: it holds more than plain data "
+                            f"({named[0]})") from None
+        detail = [ln for ln in lines if "Unsupported" in ln] or lines or [type(e).__name__]
+        raise NprlError(f"checkpoint {str(p)!r} is truncated or corrupted, or not written by "
+                        f"nprl ({detail[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise NprlError(f"checkpoint {str(p)!r} is truncated or corrupted "
                         f"({type(e).__name__})") from None
