@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from nprl.batch import Batch
-from nprl.errors import NprlWarning
+from nprl.errors import NprlError, NprlWarning
 
 
 class NumericalWarning(NprlWarning):
@@ -98,6 +99,14 @@ class UpdateGuard:
             warnings.warn(f"update skipped: non-finite {reason}; parameters were restored "
                           "(counted in train/skipped_updates; warned once per run)",
                           NumericalWarning, stacklevel=3)
+
+    def stop_error(self, last_checkpoint: Path | None) -> NprlError:
+        """The error that ends a run after ``consecutive`` skipped updates."""
+        last = (f"the last checkpoint, {last_checkpoint}, is intact" if last_checkpoint
+                else "no checkpoint was written")
+        return NprlError(f"stopped after {self.consecutive} consecutive skipped updates "
+                         f"(non-finite {self.last_reason}); {last}. Look for NaN observations "
+                         "or rewards, or lower the step size (max_kl / lr)")
 
     def _param_fault(self) -> str | None:
         for name, p in self.policy.named_parameters():

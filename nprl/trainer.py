@@ -174,9 +174,6 @@ class Trainer:
                                                self.steps, self.cfg.run.keep_checkpoints)
         return self.last_checkpoint
 
-    def _checkpoint_path(self) -> Path:
-        return checkpoint_path(self.run_dir / "checkpoints", self.steps)
-
     def run(self) -> TrainResult:
         """Train until ``steps``; a resumed trainer continues its counters and logs.
 
@@ -226,7 +223,7 @@ class Trainer:
             logger.scalars("time", {"fps": fps, "elapsed": time.perf_counter() - start},
                            self.steps)
             if self.guard.consecutive >= run.max_consecutive_skips:
-                raise self._too_many_skips()
+                raise self.guard.stop_error(self.last_checkpoint)
             if run.eval_every and self.steps >= self.next_eval:
                 self.next_eval += run.eval_every
                 if self._evaluate(logger, result, start) and run.stop_when_solved:
@@ -238,17 +235,11 @@ class Trainer:
                 self.checkpoint()
             logger.progress(self.steps, fps, last_return)
             if interrupt.requested:
-                if self.last_checkpoint != self._checkpoint_path():
+                if self.last_checkpoint != checkpoint_path(self.run_dir / "checkpoints",
+                                                           self.steps):
                     self.checkpoint()
                 raise KeyboardInterrupt(f"checkpoint at step {self.steps}; continue with "
                                         f"`nprl train --resume {self.run_dir}`")
-
-    def _too_many_skips(self) -> NprlError:
-        last = (f"the last checkpoint, {self.last_checkpoint}, is intact"
-                if self.last_checkpoint else "no checkpoint was written")
-        return NprlError(f"stopped after {self.guard.consecutive} consecutive skipped updates "
-                         f"(non-finite {self.guard.last_reason}); {last}. Look for NaN "
-                         "observations or rewards, or lower the step size (max_kl / lr)")
 
     def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
         """Deterministic and stochastic evaluation; True once the threshold is reached."""

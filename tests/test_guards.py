@@ -210,3 +210,25 @@ def test_normaliser_ignores_non_finite_rows():
     assert torch.allclose(rms.mean, torch.tensor([2.0, 3.0], dtype=torch.float64))
     rms.update(torch.full((3, 2), NAN))
     assert rms.count == 2 and torch.isfinite(rms.var).all()
+
+
+@pytest.mark.skipif("acktr" not in AGENTS, reason="ACKTR (K-FAC) is not in this build")
+def test_kfac_decomposition_failure_is_retried(tmp_path, monkeypatch):
+    """A failing eigendecomposition of a K-FAC factor is retried (with jitter) inside
+    K-FAC; the update goes on and leaves finite parameters."""
+    trainer = trainer_for("acktr", tmp_path)
+    batch = trainer.collector.collect()[0]
+    real, calls = torch.linalg.eigh, [0]
+
+    def flaky(matrix, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise torch.linalg.LinAlgError("simulated: the algorithm failed to converge")
+        return real(matrix, *args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "eigh", flaky)
+    metrics = trainer.guard.update(batch)
+    if calls[0] == 0:
+        pytest.skip("this K-FAC does not decompose with torch.linalg.eigh")
+    assert calls[0] > 1 and all_finite(trainer)
+    assert metrics["skipped"] in (0.0, 1.0)
