@@ -18,9 +18,11 @@ from nprl.resume import resume_trainer
 from nprl.rng import capture_rng, restore_rng
 from nprl.trainer import Trainer
 
-SHORT = dict(steps=768, n_envs=4, n_steps=32, eval_every=256, eval_episodes=2,
+SHORT = dict(steps=640, n_envs=4, n_steps=32, eval_every=256, eval_episodes=2,
              checkpoint_every=1, keep_checkpoints=2)
-AGENT_NAMES = [a for a in ("trpo", "ppo", "acktr") if a in AGENTS]
+# nprl's torch-native CartPole (the default backend) and gymnasium's (env state saved
+# through nprl.envs.gym_state).
+CASES = [(a, "torch") for a in ("trpo", "ppo", "acktr") if a in AGENTS] + [("npg", "gymnasium")]
 
 
 def build(agent, tmp_path, name, env="CartPole-v1", **extra):
@@ -55,14 +57,14 @@ def raw_steps(run_dir, tag):
     return [e.step for e in acc.Scalars(tag)]
 
 
-@pytest.mark.parametrize("agent", AGENT_NAMES)
-def test_crash_then_resume_is_bit_identical(agent, tmp_path):
+@pytest.mark.parametrize("agent,backend", CASES)
+def test_crash_then_resume_is_bit_identical(agent, backend, tmp_path):
     # Observation and reward normalisation on: their statistics must carry over too.
-    extra = dict(normalize_obs=True, normalize_reward=True)
+    extra = dict(normalize_obs=True, normalize_reward=True, backend=backend)
     straight = build(agent, tmp_path, "straight", **extra).run()
     broken = build(agent, tmp_path, "broken", **extra)
-    crash_after(broken, 5)
-    assert load_checkpoint(broken.run_dir)["counters"]["updates"] == 5
+    crash_after(broken, 3)
+    assert load_checkpoint(broken.run_dir)["counters"]["updates"] == 3
     resumed = resume_trainer(broken.run_dir, progress=False).run()
     a, b = final_state(straight.run_dir), final_state(resumed.run_dir)
     for part in ("policy", "obs_norm", "reward_scaler", "collector"):
@@ -70,7 +72,7 @@ def test_crash_then_resume_is_bit_identical(agent, tmp_path):
         assert flat_a.keys() == flat_b.keys()
         assert all(torch.equal(flat_a[k], flat_b[k]) for k in flat_a), part
     assert [e[::2] for e in straight.evals] == [e[::2] for e in resumed.evals]
-    # The crashed process logged update 6; the resumed one redid it: still once each.
+    # The crashed process logged update 4; the resumed one redid it: still once each.
     for tag in ("train/kl", "rollout/ep_rew_mean", "eval/mean_reward", "time/fps"):
         assert raw_steps(resumed.run_dir, tag) == raw_steps(straight.run_dir, tag), tag
 
@@ -83,8 +85,9 @@ def _tensors(tree, prefix=""):
     return {prefix: torch.tensor(float(tree))} if isinstance(tree, int | float) else {}
 
 
-def test_checkpoint_holds_everything_as_plain_data(tmp_path):
-    trainer = build("ppo", tmp_path, "r", steps=128)
+@pytest.mark.parametrize("backend", ["torch", "gymnasium"])
+def test_checkpoint_holds_everything_as_plain_data(backend, tmp_path):
+    trainer = build("ppo", tmp_path, "r", steps=128, backend=backend)
     trainer.run()
     path = find_checkpoint(trainer.run_dir)
     state = torch.load(path, weights_only=True)  # plain data only, or this raises
@@ -92,7 +95,10 @@ def test_checkpoint_holds_everything_as_plain_data(tmp_path):
             "result"} <= set(state)
     assert state["counters"] == {**state["counters"], "steps": 128, "updates": 1}
     assert state["agent"]["optimizer"]["state"]  # Adam moments are saved
-    assert len(state["env"]["envs"]) == 4  # each gymnasium env's state and generator
+    if backend == "gymnasium":  # each env's state and generator
+        assert len(state["env"]["envs"]) == 4
+    else:  # one batched state [N, 4] and one generator
+        assert state["env"]["state"].shape == (4, 4) and state["env"]["generator"].numel() > 0
     assert state["collector"]["obs"].shape == (4, 4)
     assert len(list_checkpoints(path.parent)) == 1
 

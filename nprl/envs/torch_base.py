@@ -182,16 +182,13 @@ class TorchVecEnv:
     def state_dict(self) -> dict:
         """Everything ``step`` depends on, as CPU tensors (checkpoints, exact resume):
         the state, the elapsed-step counters and the generator's state."""
-        return {"state": self.state.cpu(), "elapsed_steps": self.elapsed_steps.cpu(),
+        return {"state": self.state.contiguous().cpu(),
+                "elapsed_steps": self.elapsed_steps.cpu(),
                 "generator": self.generator.get_state(), "needs_reset": self._needs_reset}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where ``state_dict`` was taken (same env, num_envs, device)."""
-        if tuple(state["state"].shape) != tuple(self.state.shape):
-            raise NprlError(f"{self.env_id}: saved env state has shape "
-                            f"{tuple(state['state'].shape)}, expected {tuple(self.state.shape)}")
-        self.state = state["state"].to(**self._factory).clone()
-        self.elapsed_steps.copy_(state["elapsed_steps"])
+        self.set_state(state["state"], state["elapsed_steps"])  # checks the shape
         self.generator.set_state(state["generator"])
         self._needs_reset = bool(state["needs_reset"])
 
