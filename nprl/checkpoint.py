@@ -51,7 +51,11 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int)
     path = checkpoint_path(ckpt_dir, step)
     obj = {"format": FORMAT, "version": VERSION, **state}
     check_plain(obj)
-    atomic_save(obj, path)
+    try:
+        atomic_save(obj, path)
+    except OSError as e:  # disk full, permissions: the older checkpoints are untouched
+        raise NprlError(f"cannot write checkpoint {str(path)!r}: "
+                        f"{e.strerror or type(e).__name__}") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -226,3 +226,23 @@ def test_env_with_wrong_observation_shape(env_id, tmp_path, capsys):
            "declares (4,)" in err
     if env_id.endswith("WrongShape-v0"):  # found at reset: before any run directory
         assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_while_checkpointing_keeps_the_older_checkpoints(copy_run, monkeypatch,
+                                                                    capsys):
+    import errno
+
+    before = sorted(p.name for p in (copy_run / "checkpoints").iterdir())
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    err = run_cli(["train", "--resume", str(copy_run), "--steps", "512", "--no-progress"],
+                  capsys)
+    assert "cannot write checkpoint" in err and "No space left on device" in err
+    # No temporary file left behind, the older checkpoints as they were and loadable.
+    assert sorted(p.name for p in (copy_run / "checkpoints").iterdir()) == before
+    monkeypatch.undo()
+    assert main(["eval", str(copy_run), "--episodes", "2"]) == 0
