@@ -50,6 +50,8 @@ def _clone(x: Any) -> Any:
         return x.detach().clone()
     if isinstance(x, dict):
         return {k: _clone(v) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # a NamedTuple
+        return type(x)(*(_clone(v) for v in x))
     if isinstance(x, list | tuple):
         return type(x)(_clone(v) for v in x)
     return x
@@ -57,7 +59,7 @@ def _clone(x: Any) -> Any:
 
 def _agent_fault(metrics: dict[str, float]) -> str | None:
     skipped = metrics.get("skipped", 0.0)
-    return "gradient, step or KL" if skipped and skipped > 0 else None
+    return "loss, gradient, direction, step or KL" if skipped and skipped > 0 else None
 
 
 class UpdateGuard:

@@ -182,3 +182,27 @@ def test_torch_native_env_state_round_trip():
     for t in range(600):
         a = torch.tensor([t % 2] * 5)
         assert all(torch.equal(u, v) for u, v in zip(env.step(a), twin.step(a)))
+
+
+def test_ctrl_c_finishes_the_update_checkpoints_and_raises(tmp_path):
+    import os
+    import signal
+
+    trainer = build("trpo", tmp_path, "r", checkpoint_every=0)
+    collect, calls = trainer.collector.collect, [0]
+
+    def collect_then_ctrl_c():
+        calls[0] += 1
+        if calls[0] == 2:  # Ctrl-C in the middle of the second rollout
+            os.kill(os.getpid(), signal.SIGINT)
+        return collect()
+
+    trainer.collector.collect = collect_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt, match="checkpoint at step 256"):
+        trainer.run()
+    assert calls[0] == 2  # the second update was finished, no third one started
+    state = load_checkpoint(trainer.run_dir)
+    assert state["counters"]["steps"] == 256 and state["counters"]["updates"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    resumed = resume_trainer(trainer.run_dir, progress=False).run()
+    assert resumed.steps == SHORT["steps"]
