@@ -120,7 +120,9 @@ def build_parser() -> Parser:
     t.add_argument("--logdir", help="TensorBoard root (runs)")
     t.add_argument("--run-name", help="directory under --logdir instead of <env>/<agent>-s<seed>-*")
     t.add_argument("--force", action="store_true", help="reuse an existing --run-name directory")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run (or a checkpoint file) exactly where it stopped; "
+                        "only --steps and --set of safe keys (eval_every, ...) may change")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
