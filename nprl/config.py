@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -258,10 +258,3 @@ def resolve(agent_name: str, env_id: str, seed: int = 0, overrides: dict[str, An
         build(agent_name, env_id, seed, {**values, **layer}, spec.config, origin)
         values.update(layer)
     return build(agent_name, env_id, seed, values, spec.config)
-
-
-def with_values(cfg: Config, **values: Any) -> Config:
-    """A copy of ``cfg`` with some flat keys replaced (checked like ``--set``)."""
-    merged = {**cfg.flat(), **values}
-    out = build(cfg.agent_name, cfg.env_id, cfg.seed, merged)
-    return replace(out)
