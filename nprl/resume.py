@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nprl.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
-from nprl.config import Config, with_values
+from nprl.config import Config, build
 from nprl.errors import NprlError, NprlWarning
 from nprl.rng import restore_rng
 from nprl.trainer import Trainer
@@ -67,7 +67,8 @@ def resume_trainer(path: str | Path, overrides: dict[str, Any] | None = None,
     except (KeyError, TypeError, AttributeError) as e:
         raise NprlError(f"checkpoint {str(ckpt)!r} has no valid config ({e!r})") from None
     # The device the run was on, not "auto" again: generator states belong to a device.
-    cfg = with_values(cfg, **(overrides or {}), device=str(state["device"]))
+    cfg = build(cfg.agent_name, cfg.env_id, cfg.seed,
+                {**cfg.flat(), **(overrides or {}), "device": str(state["device"])})
     done = int(state["counters"]["steps"])
     run_dir = run_dir_of(ckpt)
     if cfg.run.steps <= done:
