@@ -33,6 +33,8 @@ class RunConfig:
     parallel as one vector env; solved_threshold: the return that counts as solved;
     stop_when_solved: end the run at the first deterministic evaluation ≥ threshold.
     checkpoint_every: updates between checkpoints (0: at the end only); keep_checkpoints.
+    max_consecutive_skips: stop the run (NprlError) after this many updates in a row were
+    skipped for non-finite values (10).
     torch_threads: intra-op threads (1 is fastest for small MLPs on CPU).
     """
 
@@ -53,6 +55,7 @@ class RunConfig:
     stop_when_solved: bool = False
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
+    max_consecutive_skips: int = 10
     torch_threads: int = 1
 
 
@@ -172,7 +175,8 @@ def _check_ranges(cfg: Config) -> None:
         return isinstance(x, int | float) and math.isfinite(x)
 
     for key in ("steps", "n_envs", "n_steps", "eval_episodes", "torch_threads", "keep_checkpoints",
-                "cg_iters", "vf_epochs", "vf_minibatches", "n_epochs", "n_minibatches"):
+                "cg_iters", "vf_epochs", "vf_minibatches", "n_epochs", "n_minibatches",
+                "max_consecutive_skips"):
         need(key, isinstance(v.get(key), int) and v[key] > 0, "a positive integer")
     for key in ("eval_every", "checkpoint_every", "max_backtracks"):
         need(key, isinstance(v.get(key), int) and v[key] >= 0, "an integer ≥ 0")

@@ -30,10 +30,11 @@ class CriticTrainer:
         self.params = policy.critic_parameters()
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
+        self.skipped = 0  # minibatches of the last ``fit`` whose gradient was not finite
 
     def fit(self, obs: Tensor, returns: Tensor) -> float:
         """Regress V(obs) on returns; the mean squared error of the last epoch."""
-        losses = []
+        losses, self.skipped = [], 0
         for _ in range(self.epochs):
             losses.clear()
             for idx in minibatches(len(obs), self.minibatches, obs.device):
@@ -42,7 +43,8 @@ class CriticTrainer:
                 loss.backward()
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
-                if not all(bool(torch.isfinite(g).all()) for g in grads):
+                if not all(bool(torch.isfinite(g).all()) for g in [*grads, loss.detach()]):
+                    self.skipped += 1
                     continue  # a non-finite gradient is skipped, never applied
                 if self.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)

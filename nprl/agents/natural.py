@@ -79,9 +79,17 @@ class NaturalGradient:
                                 cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
         else:
             ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
-        rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
+        # ρ = actual / predicted; a zero step (zero gradient) predicts nothing: ρ undefined.
+        rho = ls.actual_improve / ls.expected_improve \
+            if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
         value_loss = self.critic.fit(s.obs, s.returns)
+        # A fault (reported as "skipped"; the trainer's guard then undoes the whole update):
+        # a non-finite gradient, direction or step, a step refused for a non-finite KL or
+        # surrogate (a finite refusal is the line search at work), or a critic fault.
+        refused_finite = math.isfinite(ls.kl) and math.isfinite(ls.actual_improve)
+        fault = (not bool(torch.isfinite(g).all()) or not ns.finite
+                 or not (ls.accepted or refused_finite) or self.critic.skipped > 0)
         self.updates += 1
         with torch.no_grad():
             entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
@@ -92,7 +100,7 @@ class NaturalGradient:
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,
             "backtracks": ls.backtracks, "step_accepted": float(ls.accepted),
             "step_frac": ls.step_frac, "damping": ns.damping, "max_kl": max_kl,
-            "grad_norm": float(g.norm()), "skipped": float(not ls.accepted and not ns.finite),
+            "grad_norm": float(g.norm()), "skipped": float(fault),
         }
 
     def max_kl(self) -> float:

@@ -68,8 +68,8 @@ class PPO:
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1  # never apply a non-finite gradient
+                if not torch.isfinite(grad_norm + loss.detach()):  # one sync for both
+                    skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
                     continue
                 self.optimizer.step()
                 history.append(stats)
@@ -86,7 +86,7 @@ class PPO:
         return {
             **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
             "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
-            "skipped_minibatches": float(skipped),
+            "skipped_minibatches": float(skipped), "skipped": float(skipped > 0),
         }
 
     def state_dict(self) -> dict:
