@@ -14,6 +14,15 @@ def minibatches(n: int, count: int, device: torch.device) -> list[Tensor]:
     return list(torch.randperm(n, device=device).chunk(count))
 
 
+def adam(params: list[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has it: on a CPU with small MLPs the
+    per-parameter Python loop of the default implementation costs ~4× more per step."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, **kwargs)
+
+
 def explained_variance(values: Tensor, returns: Tensor) -> float:
     """1 − Var(returns − values) / Var(returns): 1 is a perfect critic, ≤ 0 is useless."""
     var = returns.var()
@@ -28,7 +37,7 @@ class CriticTrainer:
                  max_grad_norm: float | None = None) -> None:
         self.policy = policy
         self.params = policy.critic_parameters()
-        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self.optimizer = adam(self.params, lr)
         self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
         self.skipped = 0  # minibatches of the last ``fit`` whose gradient was not finite
 

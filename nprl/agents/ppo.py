@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.critic import explained_variance, minibatches
+from nprl.agents.critic import adam, explained_variance, minibatches
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
 from nprl.distributed import all_reduce_mean, all_reduce_mean_
@@ -25,7 +25,7 @@ class PPO:
     def __init__(self, policy, cfg: PPOConfig, total_updates: int = 1) -> None:
         self.policy, self.cfg = policy, cfg
         self.params = policy.actor_parameters() + policy.critic_parameters()
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
+        self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
 
     def _loss(self, mb, family) -> tuple[Tensor, dict[str, Tensor]]:
@@ -62,7 +62,9 @@ class PPO:
         skipped, stop = 0, False
         for _ in range(cfg.n_epochs):
             for idx in minibatches(len(s), cfg.n_minibatches, s.obs.device):
-                loss, stats = self._loss(s.index(idx), family)
+                # one minibatch is the whole batch: its order does not matter
+                mb = s if cfg.n_minibatches == 1 else s.index(idx)
+                loss, stats = self._loss(mb, family)
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
                 grads = [p.grad for p in self.params]
