@@ -68,36 +68,56 @@ class Collector:
 
     @torch.no_grad()
     def collect(self) -> tuple[Batch, EpisodeStats]:
-        T, N, dev = self.n_steps, self.env.num_envs, self.device
-        obs_shape = self.obs.shape[1:]
-        raw_obs = torch.empty((T, N, *obs_shape), device=dev)
-        final_obs = torch.empty((T, N, *obs_shape), device=dev)
-        rewards = torch.empty((T, N), device=dev)
-        terminated = torch.empty((T, N), dtype=torch.bool, device=dev)
-        truncated = torch.empty((T, N), dtype=torch.bool, device=dev)
-        ep_returns = torch.empty((T, N), device=dev)
-        ep_lengths = torch.empty((T, N), dtype=torch.long, device=dev)
-        actions, log_probs, params = [], [], []
-        for t in range(T):
-            raw_obs[t] = self.obs
-            action, logp, dist_params = self.policy.act(self._normalise(self.obs))
-            env_action = action.clamp(self._low, self._high) if self._box else action
-            step = self.env.step(env_action)
-            actions.append(action), log_probs.append(logp), params.append(dist_params)
-            rewards[t], terminated[t], truncated[t] = step.reward, step.terminated, step.truncated
-            final_obs[t] = step.final_obs
-            self._ep_return += step.reward
-            self._ep_length += 1
-            ended = step.terminated | step.truncated
-            ep_returns[t], ep_lengths[t] = self._ep_return, self._ep_length
-            self._ep_return.masked_fill_(ended, 0.0)
-            self._ep_length.masked_fill_(ended, 0)
-            self.obs = step.obs
-        batch = self._finish(raw_obs, final_obs, rewards, terminated, truncated,
-                             torch.stack(actions), torch.stack(log_probs), torch.stack(params))
-        done = (terminated | truncated).cpu()
-        stats = EpisodeStats(ep_returns.cpu()[done].tolist(), ep_lengths.cpu()[done].tolist())
+        # The per-step loop only acts and steps: every per-step tensor is appended to a
+        # list and stacked once, and episode statistics are computed after the rollout
+        # (each avoided op is ~2–5 µs on a CPU, as much as the env step itself).
+        policy, env, norm = self.policy, self.env, self._normalise
+        raw_obs, final_obs, rewards, terminated, truncated, actions, params = (
+            [], [], [], [], [], [], [])
+        obs = self.obs
+        for _ in range(self.n_steps):
+            dist_params = policy.dist_params(norm(obs))
+            action = policy.family.sample(dist_params)
+            step = env.step(action.clamp(self._low, self._high) if self._box else action)
+            raw_obs.append(obs), actions.append(action), params.append(dist_params)
+            rewards.append(step.reward), final_obs.append(step.final_obs)
+            terminated.append(step.terminated), truncated.append(step.truncated)
+            obs = step.obs
+        self.obs = obs
+        stack = torch.stack
+        rewards_t, term_t, trunc_t = stack(rewards), stack(terminated), stack(truncated)
+        stats = self._episode_stats(rewards_t, term_t | trunc_t)
+        actions_t, params_t = stack(actions), stack(params)
+        log_probs = policy.family.log_prob(params_t, actions_t)
+        batch = self._finish(stack(raw_obs), stack(final_obs), rewards_t, term_t, trunc_t,
+                             actions_t, log_probs, params_t)
         return batch, stats
+
+    def _episode_stats(self, rewards: Tensor, ended: Tensor) -> EpisodeStats:
+        """Undiscounted returns and lengths of the episodes that ended in this rollout,
+        continuing the partial episodes carried over from the previous one.
+
+        With C_t = Σ_{s≤t} r_s and e(t) the last end strictly before t (−1 if none), an
+        episode ending at t has return C_t − C_{e(t)} (plus the carried partial return
+        when e(t) = −1) and length t − e(t) (plus the carried length).
+        """
+        T, N = rewards.shape
+        steps = torch.arange(T, device=self.device).unsqueeze(1).expand(T, N)
+        last_end = torch.where(ended, steps, -1).cummax(0).values  # last end at or before t
+        prev_end = torch.cat([torch.full_like(last_end[:1], -1), last_end[:-1]])
+        cum = rewards.cumsum(0)
+        before = torch.where(prev_end >= 0, cum.gather(0, prev_end.clamp(min=0)),
+                             -self._ep_return)
+        ep_returns = cum - before
+        ep_lengths = torch.where(prev_end >= 0, steps - prev_end, steps + 1 + self._ep_length)
+        tail = last_end[-1]
+        self._ep_return = torch.where(tail >= 0, cum[-1] - cum.gather(0, tail.clamp(min=0)
+                                                                      .unsqueeze(0))[0],
+                                      self._ep_return + cum[-1])
+        self._ep_length = torch.where(tail >= 0, T - 1 - tail, self._ep_length + T)
+        ended_cpu = ended.cpu()
+        return EpisodeStats(ep_returns.cpu()[ended_cpu].tolist(),
+                            ep_lengths.cpu()[ended_cpu].tolist())
 
     def _finish(self, raw_obs, final_obs, rewards, terminated, truncated, actions, log_probs,
                 params) -> Batch:

@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 rounds, batches 512 and 2048")
     ap.add_argument("--backend", default="auto", help="FisherOperator backend (auto|mlp|autograd)")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds per cell (default 7)")
+    ap.add_argument("--rounds", type=int, default=None, help="timing rounds per cell (default 9)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     batches = (512, 2048) if args.quick else (512, 2048, 8192)
-    rounds = args.rounds or (3 if args.quick else 7)
+    rounds = args.rounds or (3 if args.quick else 9)
     target_s = 0.01 if args.quick else 0.02
     t_start = time.perf_counter()
     print(f"nprl FVP benchmark: torch {torch.__version__}, float32, threads="

@@ -92,3 +92,14 @@ def test_family_samplers_follow_their_distributions():
     x = DiagGaussian(2).sample(params)
     assert torch.allclose(x.mean(0), torch.tensor([1.0, -2.0]), atol=0.02)
     assert torch.allclose(x.std(0), torch.tensor([0.5, -0.5]).exp(), atol=0.02)
+
+
+def test_episode_statistics_carry_across_rollouts():
+    """An episode that spans rollouts is reported once, whole, when it ends."""
+    env = make_env("nprl-test/Counter-v0", 2, backend="gymnasium")
+    torch.manual_seed(0)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, (8,))
+    col = Collector(env, policy, n_steps=3, gamma=0.9, gae_lambda=0.95, seed=0)
+    seen = [col.collect()[1] for _ in range(4)]  # 12 steps: episodes end at steps 5, 10
+    assert [s.returns for s in seen] == [[], [15.0, 15.0], [], [15.0, 15.0]]
+    assert [s.lengths for s in seen] == [[], [5, 5], [], [5, 5]]

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
-import nprl.curvature.implicit as implicit
+import nprl.curvature.linearise as linearise
 from nprl.curvature import (
     DenseFisher,
     DiagonalFisher,
@@ -128,9 +128,9 @@ def operator(policy: ActorCritic, obs: Tensor, impl: str, monkeypatch: pytest.Mo
     """FisherOperator through one code path: the MLP backend with per-sample output
     Jacobians cached at every hidden layer ("mlp-cut"), without ("mlp"), or autograd."""
     if impl == "mlp-cut":
-        monkeypatch.setattr(implicit, "_CUT_RATIO", 1)
+        monkeypatch.setattr(linearise, "_CUT_RATIO", 1)
     elif impl == "mlp":
-        monkeypatch.setattr(implicit, "_CUT_RATIO", 10**9)
+        monkeypatch.setattr(linearise, "_CUT_RATIO", 10**9)
     op = FisherOperator(policy, obs, backend="autograd" if impl == "autograd" else "mlp", **kw)
     assert op.backend == ("autograd" if impl == "autograd" else "mlp")
     if impl == "mlp-cut":

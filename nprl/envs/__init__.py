@@ -5,12 +5,25 @@ from __future__ import annotations
 import gymnasium as gym
 import torch
 
+from nprl.envs import torch_envs  # noqa: F401  (registers the torch-native envs in TORCH_ENVS)
 from nprl.envs.base import StepResult, VecEnv
+from nprl.envs.gym_api import TorchVectorEnv, make_vec
 from nprl.envs.gym_backend import GymVecEnv
 from nprl.envs.registry import TORCH_ENVS
+from nprl.envs.torch_base import TorchVecEnv
 from nprl.errors import NprlError, did_you_mean
 
-__all__ = ["StepResult", "VecEnv", "GymVecEnv", "TORCH_ENVS", "make_env", "check_env_id"]
+__all__ = [
+    "StepResult",
+    "VecEnv",
+    "GymVecEnv",
+    "TorchVecEnv",
+    "TorchVectorEnv",
+    "TORCH_ENVS",
+    "make_env",
+    "make_vec",
+    "check_env_id",
+]
 
 BACKENDS = ("auto", "torch", "gymnasium")
 
