@@ -15,6 +15,7 @@ same way ``nprl plot`` does, so the two always agree.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -155,7 +156,8 @@ def summarise_dirs(dirs: list[Path], out_dir: Path) -> tuple[list[AgentSummary],
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on: CPU model, usable cores, OS, Python, torch."""
+    """What the numbers were measured on: CPU model, usable cores, OS, Python, torch, and
+    the load average when it started (wall-clock numbers on a busy machine are slower)."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -166,5 +168,10 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    try:
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = None
     return {"cpu": cpu, "cores": default_workers(), "os": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__}
+            "python": platform.python_version(), "torch": torch.__version__,
+            "load_average": load}
