@@ -21,7 +21,7 @@ def render_markdown(summary: list[AgentSummary], runs: list[dict[str, object]],
 def task_section(env: str, rows: list[AgentSummary], runs: list[dict[str, object]]) -> list[str]:
     threshold = rows[0].threshold if rows else None
     lines = [f"## {env}", ""]
-    lines.append(f"Solved threshold: {_num(threshold)} (deterministic evaluation, mean return "
+    lines.append(f"Solved threshold: {num(threshold)} (deterministic evaluation, mean return "
                  "over its episodes). Time to threshold: first evaluation at or above it, over "
                  "the seeds that reached it; seconds are wall-clock since the run started.")
     lines += ["", agent_table(rows), ""]
@@ -46,14 +46,14 @@ def agent_table(rows: list[AgentSummary]) -> str:
         failed = f" ({failed})" if failed else ""
         body.append([
             s.agent, f"{s.ok}/{s.runs}{failed}",
-            f"{_num(s.final_mean)} ± {_num(s.final_std)}" if s.ok else "–",
-            f"[{_num(s.final_ci_low)}, {_num(s.final_ci_high)}]" if s.ok else "–",
+            f"{num(s.final_mean)} ± {num(s.final_std)}" if s.ok else "–",
+            f"[{num(s.final_ci_low)}, {num(s.final_ci_high)}]" if s.ok else "–",
             f"{s.solved}/{s.ok}",
             _range(s.steps_to_threshold_median, s.steps_to_threshold_min,
                    s.steps_to_threshold_max, 0),
             _range(s.seconds_to_threshold_median, s.seconds_to_threshold_min,
                    s.seconds_to_threshold_max, 1),
-            _num(s.steps_per_second, 0),
+            num(s.steps_per_second, 0),
         ])
     return _table(head, body)
 
@@ -61,9 +61,9 @@ def agent_table(rows: list[AgentSummary]) -> str:
 def run_table(runs: list[dict[str, object]]) -> str:
     head = ["run", "status", "final return", "env steps", "seconds", "env steps to threshold",
             "seconds to threshold", "env steps/s"]
-    body = [[f"`{r['run']}`", str(r["status"]), _num(r["final_return"]), _num(r["steps"], 0),
-             _num(r["seconds"], 1), _num(r["steps_to_threshold"], 0),
-             _num(r["seconds_to_threshold"], 1), _num(r["steps_per_second"], 0)] for r in runs]
+    body = [[f"`{r['run']}`", str(r["status"]), num(r["final_return"]), num(r["steps"], 0),
+             num(r["seconds"], 1), num(r["steps_to_threshold"], 0),
+             num(r["seconds_to_threshold"], 1), num(r["steps_per_second"], 0)] for r in runs]
     return _table(head, body)
 
 
@@ -72,7 +72,7 @@ def _table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-def _num(value: object, digits: int = 1) -> str:
+def num(value: object, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     if isinstance(value, int | float):
@@ -83,4 +83,4 @@ def _num(value: object, digits: int = 1) -> str:
 def _range(median: float | None, low: float | None, high: float | None, digits: int) -> str:
     if median is None:
         return "not reached"
-    return f"{_num(median, digits)} ({_num(low, digits)}–{_num(high, digits)})"
+    return f"{num(median, digits)} ({num(low, digits)}–{num(high, digits)})"
