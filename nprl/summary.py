@@ -59,10 +59,13 @@ def solve_point(run: RunRecord) -> tuple[float | None, float | None]:
 
 
 def group_runs(runs: Iterable[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
-    """Runs keyed by (task, group), sorted by task, then group, then seed."""
+    """Runs keyed by (task, group), sorted by task, then group, then seed: a fixed order,
+    whatever order the directories were found in."""
+    def order(r: RunRecord) -> tuple:
+        return r.env_id, r.group or r.agent, -1 if r.seed is None else r.seed, r.label
+
     out: dict[tuple[str, str], list[RunRecord]] = {}
-    key = lambda r: (r.env_id, r.group or r.agent, -1 if r.seed is None else r.seed, r.label)  # noqa: E731
-    for run in sorted(runs, key=key):
+    for run in sorted(runs, key=order):
         out.setdefault((run.env_id, run.group or run.agent), []).append(run)
     return out
 

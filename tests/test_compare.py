@@ -178,21 +178,37 @@ def test_compare_then_plot_end_to_end(tmp_path, monkeypatch, capsys):
     assert (again / "curves.png").stat().st_size > 0
 
 
-def test_plot_infers_agent_and_seed_from_the_layout(tmp_path):
-    """Event files with no config text: agent and seed come from `<agent>/seed<k>`."""
+def _fake_runs(root: Path, finals: tuple[float, ...] = (10.0, 30.0)) -> None:
+    """``root/mine/seed<k>`` with only ``time/elapsed`` and ``eval/mean_reward`` logged."""
     from torch.utils.tensorboard import SummaryWriter
 
-    for seed, final in ((0, 10.0), (1, 30.0)):
-        with SummaryWriter(str(tmp_path / "mine" / f"seed{seed}")) as w:
+    for seed, final in enumerate(finals):
+        with SummaryWriter(str(root / "mine" / f"seed{seed}")) as w:
             for step, (elapsed, value) in enumerate([(1.0, 0.0), (2.0, final)], start=1):
                 w.add_scalar("time/elapsed", elapsed, step * 100)
                 w.add_scalar("eval/mean_reward", value, step * 100)
+
+
+def test_plot_infers_agent_and_seed_from_the_layout(tmp_path):
+    """Event files with no config text: agent and seed come from `<agent>/seed<k>`."""
+    _fake_runs(tmp_path)
     assert main(["plot", str(tmp_path)]) == 0
     (row,) = _csv(tmp_path / "summary.csv")
     assert (row["agent"], row["ok"], row["final_mean"], row["threshold"]) == ("mine", "2",
                                                                              "20", "")
     assert [r["seed"] for r in _csv(tmp_path / "runs.csv")] == ["0", "1"]
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_plot_keeps_the_same_agent_from_two_days_apart(tmp_path):
+    _fake_runs(tmp_path / "monday", (10.0, 30.0))
+    _fake_runs(tmp_path / "tuesday", (50.0, 70.0))
+    out = tmp_path / "both"
+    assert main(["plot", str(tmp_path / "monday"), str(tmp_path / "tuesday"), "--out",
+                 str(out)]) == 0
+    rows = _csv(out / "summary.csv")
+    assert [(r["agent"], r["final_mean"]) for r in rows] == [("mine@monday", "20"),
+                                                             ("mine@tuesday", "60")]
 
 
 # -- bad input ----------------------------------------------------------------------------
@@ -224,6 +240,14 @@ def test_bad_compare_input_is_one_line_exit_2_and_creates_nothing(argv, message,
 def test_plot_of_a_missing_directory_is_exit_2(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_plot_of_an_empty_directory_or_several_without_out_is_exit_2(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no runs" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path), str(tmp_path)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------
