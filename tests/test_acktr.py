@@ -117,6 +117,24 @@ def test_resuming_from_state_dict_gives_the_identical_next_update(tmp_path) -> N
     assert all(torch.equal(a, b) for a, b in zip(policy.parameters(), policy2.parameters()))
 
 
+def test_npg_kfac_preconditioner_changes_the_cg_path_not_the_step() -> None:
+    """``precondition="kfac"`` wires K-FAC into NPG's CG: a converged solve is the same."""
+    from nprl.agents import NaturalGradient, NPGConfig
+
+    steps, iters = [], []
+    for pre in ("none", "kfac"):
+        torch.manual_seed(5)
+        policy = make_policy()
+        before = torch.cat([p.detach().reshape(-1) for p in policy.actor_parameters()])
+        cfg = NPGConfig(precondition=pre, cg_iters=200, cg_tol=1e-12, vf_epochs=1)
+        m = NaturalGradient(policy, cfg).update(fixed_batch(policy))
+        after = torch.cat([p.detach().reshape(-1) for p in policy.actor_parameters()])
+        steps.append(after - before)
+        iters.append(m["cg_iters"])
+    assert torch.allclose(steps[0], steps[1], rtol=0, atol=1e-8 * float(steps[0].abs().max()))
+    assert iters[0] != iters[1]
+
+
 # ---------------------------------------------------------------- the critic
 
 

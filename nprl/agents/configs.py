@@ -108,7 +108,7 @@ class ACKTRConfig:
         sampled actions per observation ("mc", the ACKTR paper's estimator).
     normalize_advantage: standardise advantages per batch.
     vf_lr / vf_iters / vf_damping: the critic's K-FAC Gauss–Newton steps on ½E[(V − R)²]
-        (``nprl.agents.kfac_critic``): ``vf_iters`` steps (5) of ``vf_lr`` (0.5–1) times the
+        (``nprl.agents.kfac_critic``): ``vf_iters`` steps (3) of ``vf_lr`` (0.5–1) times the
         exact Gauss–Newton step length along the K-FAC direction, damping λ_v (0.01).
     """
 
@@ -126,5 +126,5 @@ class ACKTRConfig:
     g_samples: int = 1
     normalize_advantage: bool = True
     vf_lr: float = 1.0
-    vf_iters: int = 5
+    vf_iters: int = 3
     vf_damping: float = 0.01

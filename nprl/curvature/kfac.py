@@ -54,7 +54,8 @@ class KFAC:
         CG damping when used as a CG preconditioner).
     fisher: "true" (under the policy) or "empirical" (the taken ``actions``).
     g_mode: "exact" (G from the analytic output Fisher's square root, no noise) or "mc"
-        (``samples`` sampled actions per observation, ACKTR's estimator).
+        (``samples`` sampled actions per observation, ACKTR's estimator); for the true
+        Fisher only (the empirical one always uses the taken actions).
     form: "eigen" (exact (F̂ + λI)⁻¹) or "factored" (π-split).
 
     Built this way it uses this batch alone; an agent that keeps running averages builds it

@@ -10,6 +10,7 @@ persistent is plain tensors and numbers (``state_dict``), so checkpoints load wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +18,9 @@ from torch import Tensor, nn
 from nprl.curvature.base import FISHER_KINDS, check_fisher_kind
 from nprl.curvature.eigen import Eigen, safe_eigh
 from nprl.curvature.kfac_stats import G_MODES, BatchStats, actor_statistics, critic_statistics
+
+if TYPE_CHECKING:
+    from nprl.curvature.kfac import KFAC
 
 TARGETS = ("actor", "critic")
 
@@ -168,15 +172,17 @@ class KFACFactors:
         self.eig_G = [eig(M) for M in self.G]
         self.eig_D = [eig(M) for M in self.D]
 
-    def view(self, damping: float, form: str = "eigen"):
+    def view(self, damping: float, form: str = "eigen") -> KFAC:
         """The ``KFAC`` curvature of the current factors with damping λ (see ``KFAC``)."""
         from nprl.curvature.kfac import KFAC
 
         return KFAC.from_factors(self, damping, form)
 
     def diagnostics(self) -> dict[str, float]:
-        """Extreme eigenvalues and condition numbers of the A and G factors (over layers),
-        and counters: ``kfac_fallbacks`` (diagonal fallbacks of eigh), ``kfac_skipped``."""
+        """Extreme eigenvalues and condition numbers of the A and G factors (over layers;
+        a zero eigenvalue counts as eps·max, so a softmax output layer's G, which always has
+        one, reads ≈ 1/eps), and counters: ``kfac_fallbacks`` (diagonal fallbacks of
+        eigh), ``kfac_skipped`` (non-finite batches)."""
         out: dict[str, float] = {}
         for name, eigs in (("A", self.eig_A), ("G", self.eig_G)):
             lo = min(float(e.values.min()) for e in eigs)
