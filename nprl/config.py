@@ -185,7 +185,8 @@ def _check_ranges(cfg: Config) -> None:
          "a number in [0, 1]")
     for key in ("max_kl", "lr", "vf_lr", "clip_range", "obs_clip", "max_grad_norm"):
         need(key, finite(v.get(key)) and v[key] > 0, "a positive finite number")
-    for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio"):
+    for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio", "kfac_damping",
+                "vf_damping", "momentum"):
         need(key, finite(v.get(key)) and v[key] >= 0, "a finite number ≥ 0")
     need("max_kl_end", v.get("max_kl_end") is None or (finite(v["max_kl_end"])
                                                       and v["max_kl_end"] > 0),
@@ -194,12 +195,18 @@ def _check_ranges(cfg: Config) -> None:
         need(key, v.get(key) is None or finite(v[key]), "a finite number or none")
     need("backtrack_coef", finite(v.get("backtrack_coef")) and 0 < v["backtrack_coef"] < 1,
          "a number in (0, 1)")
+    need("kl_clip", finite(v.get("kl_clip")) and v["kl_clip"] > 0, "a positive finite number")
+    for key in ("inverse_every", "g_samples", "vf_iters"):
+        need(key, isinstance(v.get(key), int) and v[key] > 0, "a positive integer")
+    for key in ("kfac_decay", "momentum"):
+        need(key, finite(v.get(key)) and 0 <= v[key] < 1, "a number in [0, 1)")
     need("fisher_fraction", finite(v.get("fisher_fraction")) and 0 < v["fisher_fraction"] <= 1,
          "a number in (0, 1]")
     choices = {"device": ("auto", "cpu", "cuda"), "backend": ("auto", "torch", "gymnasium"),
                "vectorization": ("sync", "async"), "damping": ("fixed", "adaptive"),
                "fisher": ("true", "empirical"), "activation": ("tanh", "relu", "elu"),
-               "precondition": ("none", "diagonal", "kfac")}
+               "precondition": ("none", "diagonal", "kfac"), "g_mode": ("exact", "mc"),
+               "kfac_damping_form": ("eigen", "factored"), "kl_curvature": ("kfac", "exact")}
     for key, valid in choices.items():
         need(key, v.get(key) in valid, "one of " + ", ".join(valid))
     for key in ("hidden_sizes", "critic_hidden_sizes"):

@@ -14,25 +14,20 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from nprl.agents.configs import NPGConfig
 from nprl.agents.critic import CriticTrainer, explained_variance
+from nprl.agents.objectives import mean_kl, normalize, policy_gradient, surrogate
 from nprl.batch import Batch, Samples
 from nprl.curvature import (
+    KFAC,
     DiagonalFisher,
     FisherOperator,
-    flat,
     kl_line_search,
     make_damping,
     natural_step,
     take_step,
 )
-from nprl.distributed import all_reduce_mean
-
-
-def normalize(x: Tensor) -> Tensor:
-    return (x - x.mean()) / (x.std() + 1e-8)
 
 
 class NaturalGradient:
@@ -51,10 +46,13 @@ class NaturalGradient:
         if cfg.fisher_fraction < 1.0:
             n = max(1, int(len(s) * cfg.fisher_fraction))
             s = s.index(torch.randperm(len(s), device=s.obs.device)[:n])
-        precond = None
+        precond, lam = None, self.damping.value
         if cfg.precondition == "diagonal":
-            precond = DiagonalFisher(self.policy, s.obs, damping=self.damping.value,
-                                     fisher=cfg.fisher, actions=s.actions).solve
+            precond = DiagonalFisher(self.policy, s.obs, damping=lam, fisher=cfg.fisher,
+                                     actions=s.actions).solve
+        elif cfg.precondition == "kfac":  # (F̂_KFAC + λI)⁻¹ ≈ (F + λI)⁻¹, this batch only
+            precond = KFAC(self.policy, s.obs, damping=lam, fisher=cfg.fisher,
+                           actions=s.actions).solve
         return FisherOperator(self.policy, s.obs, damping=self.damping.value,
                               fisher=cfg.fisher, actions=s.actions, cg_iters=cfg.cg_iters,
                               cg_tol=cfg.cg_tol, preconditioner=precond)
@@ -62,18 +60,10 @@ class NaturalGradient:
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, family, s = self.cfg, self.policy.family, batch.flat()
         adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
-
-        def surrogate() -> Tensor:  # E[r(θ) Â], r = π_θ / π_old
-            logp = family.log_prob(self.policy.dist_params(s.obs), s.actions)
-            return all_reduce_mean((torch.exp(logp - s.log_probs) * adv).mean())
-
-        def kl() -> Tensor:  # E_s KL(π_old(·|s) ‖ π_θ(·|s))
-            return all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
-
-        g = all_reduce_mean(flat(torch.autograd.grad(surrogate(), self.params), self.params))
+        g = policy_gradient(self.policy, s, adv)
         max_kl = self.max_kl()
         ns = natural_step(self.curvature(s), g, max_kl)
-        evaluate = lambda: (surrogate(), kl())  # noqa: E731
+        evaluate = lambda: (surrogate(self.policy, s, adv), mean_kl(self.policy, s))  # noqa: E731
         if cfg.line_search:
             ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, max_kl,
                                 cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
