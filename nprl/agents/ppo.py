@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.critic import explained_variance
+from nprl.agents.critic import adam, explained_variance
 from nprl.agents.minibatch import MinibatchSampler
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
@@ -26,7 +26,7 @@ class PPO:
     def __init__(self, policy, cfg: PPOConfig, total_updates: int = 1) -> None:
         self.policy, self.cfg = policy, cfg
         self.params = policy.actor_parameters() + policy.critic_parameters()
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
+        self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
 
     def _loss(self, mb, family) -> tuple[Tensor, dict[str, Tensor]]:
@@ -64,14 +64,16 @@ class PPO:
         sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
         for _ in range(cfg.n_epochs):
             for idx in sampler.epoch():
-                loss, stats = self._loss(s.index(idx), family)
+                # one minibatch is the whole batch: its order does not matter
+                mb = s if cfg.n_minibatches == 1 else s.index(idx)
+                loss, stats = self._loss(mb, family)
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1  # never apply a non-finite gradient
+                if not torch.isfinite(grad_norm + loss.detach()):  # one sync for both
+                    skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
                     continue
                 self.optimizer.step()
                 history.append(stats)
@@ -92,7 +94,7 @@ class PPO:
         return {
             **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
             "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
-            "skipped_minibatches": float(skipped),
+            "skipped_minibatches": float(skipped), "skipped": float(skipped > 0),
         }
 
     def state_dict(self) -> dict:

@@ -1,0 +1,152 @@
+"""The benchmark table: every nprl agent × the five classic-control tasks × 5 seeds.
+
+Each run uses the presets of this checkout (``agents/*.toml``, ``envs/*.toml``: budget,
+evaluation schedule, solved threshold) and is evaluated the usual way (deterministic,
+``eval_episodes`` episodes every ``eval_every`` env steps). All runs share one process
+pool (``nprl.compare``), longest budgets first; the summary, one figure per task, and
+``docs/benchmarks.md`` (the table, the command, the machine) are written at the end.
+
+    python scripts/benchmark.py                      # the full table (hours on 2 cores)
+    python scripts/benchmark.py --steps 2048 --seeds 2 --no-docs     # a smoke test
+    python scripts/benchmark.py --from runs/benchmark/bench-<stamp>  # docs from old runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's nprl and presets, whatever is installed
+
+from nprl.agents import AGENTS  # noqa: E402
+from nprl.cli import parse_sets  # noqa: E402
+from nprl.compare import execute, make_jobs, new_dir, summarise_dirs, validate  # noqa: E402
+from nprl.errors import NprlError  # noqa: E402
+from nprl.summary_md import agent_table  # noqa: E402
+
+TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+         "Pendulum-v1"]
+
+
+def build_jobs(envs: list[str], agents: list[str], seeds: list[int], steps: int | None,
+               overrides: dict, out: Path) -> list:
+    """Jobs keyed ``<env>/<agent>/seed<k>``, longest budget first (so the pool's tail is
+    short runs, not one long run on one core while the others idle)."""
+    jobs = []
+    for env in envs:
+        configs = validate(agents, env, seeds, steps, overrides)
+        jobs += make_jobs(configs, seeds, out, steps, overrides, prefix=f"{env}/")
+    return sorted(jobs, key=lambda j: -j.total_steps)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "agents",
+                                "envs", "nprl"], capture_output=True, text=True).stdout
+        return out + (" (with uncommitted changes)" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
+    """``docs/benchmarks.md`` and ``docs/benchmarks/<task>.png`` from a benchmark dir."""
+    import json
+
+    summary, figures = summarise_dirs([bench_dir], bench_dir)
+    figdir = docs / "benchmarks"
+    figdir.mkdir(parents=True, exist_ok=True)
+    for fig in figures:
+        env = fig.stem.removeprefix("curves-") if fig.stem != "curves" else summary[0].env
+        shutil.copyfile(fig, figdir / f"{env}.png")
+    manifest = json.loads((bench_dir / "compare.json").read_text())
+    m = manifest.get("machine", {})
+    lines = [
+        "# Benchmarks", "",
+        "Every nprl agent on the five classic-control tasks, "
+        f"{len(manifest.get('seeds', []))} seeds each, with the presets of commit "
+        f"`{manifest.get('commit') or info.get('commit', '?')}` (`agents/*.toml`, `envs/*.toml`: "
+        "budget, evaluation schedule and solved threshold per task). Return is the "
+        "deterministic evaluation (mean over the preset's `eval_episodes` episodes, every "
+        "`eval_every` env steps); the final return is the last evaluation. Seconds are "
+        "wall-clock from the start of the run, evaluations included, with the runs sharing "
+        "the machine (one single-threaded run per core). Time to threshold is over the "
+        "seeds that reached it; 95% CIs are percentile bootstraps over seeds.", "",
+        "Reproduce:", "", "```bash", command, "```", "",
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores used, "
+        f"{m.get('os', '?')}, Python {m.get('python', '?')}, torch {m.get('torch', '?')}; "
+        f"started {manifest.get('started', '?')}"
+        + (f"; load average {m['load_average']} at the start" if m.get("load_average") else "")
+        + (f"; {_duration(info['hours'])} in total" if "hours" in info else "") + ".", "",
+    ]
+    if info.get("note"):
+        lines += [info["note"], ""]
+    order = manifest.get("envs") or []
+    for env in sorted(dict.fromkeys(s.env for s in summary),
+                      key=lambda e: (order.index(e) if e in order else len(order), e)):
+        rows = [s for s in summary if s.env == env]
+        lines += [f"## {env}", "", f"Solved threshold: {rows[0].threshold:g}." if
+                  rows[0].threshold is not None else "No solved threshold.", "",
+                  agent_table(rows), "", f"![{env}](benchmarks/{env}.png)", ""]
+    lines += [f"Per-run numbers: `summary.md` and `runs.csv` in the benchmark directory "
+              f"(`nprl plot {bench_dir}` redraws them).", ""]
+    path = docs / "benchmarks.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=TASKS)
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, help="override every preset budget (smoke tests)")
+    parser.add_argument("--workers", type=int, help="default: one per core")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--logdir", default=str(ROOT / "runs"))
+    parser.add_argument("--docs", default=str(ROOT / "docs"))
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/ alone")
+    parser.add_argument("--from", dest="from_dir", help="write docs from this benchmark dir")
+    parser.add_argument("--note", help="a sentence for docs/benchmarks.md (e.g. what was cut)")
+    args = parser.parse_args()
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
+    try:
+        if args.from_dir:
+            path = write_docs(Path(args.from_dir), Path(args.docs), command,
+                              {"commit": git_commit(), "note": args.note})
+            print(f"wrote {path}")
+            return 0
+        overrides = parse_sets(args.set)
+        seeds = list(range(args.seeds))
+        if args.seeds < 1:
+            raise NprlError(f"--seeds {args.seeds}: expected a positive integer")
+        out = new_dir(Path(args.logdir) / "benchmark", "bench")
+        jobs = build_jobs(args.envs, args.agents, seeds, args.steps, overrides, out)
+    except NprlError as e:
+        print(f"benchmark: error: {e}", file=sys.stderr)
+        return 2
+    start = time.time()
+    result = execute(jobs, out, args.workers, None, {
+        "agents": args.agents, "envs": args.envs, "seeds": seeds, "steps": args.steps,
+        "overrides": overrides, "commit": git_commit()})
+    hours = (time.time() - start) / 3600
+    print(f"{len(jobs)} runs in {_duration(hours)}: {result.out_dir}/summary.md")
+    if not args.no_docs and not result.interrupted:
+        path = write_docs(result.out_dir, Path(args.docs), command,
+                          {"commit": git_commit(), "hours": hours, "note": args.note})
+        print(f"wrote {path}")
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
