@@ -30,7 +30,7 @@ import torch.distributed as dist
 
 from nprl import distributed as D
 from nprl.agents import AGENTS, NaturalGradient
-from nprl.agents.configs import NPGConfig, PPOConfig, TRPOConfig
+from nprl.agents.configs import ACKTRConfig, NPGConfig, PPOConfig, TRPOConfig
 from nprl.agents.minibatch import MinibatchSampler
 from nprl.batch import Batch
 from nprl.parallel import Parallel
@@ -98,6 +98,8 @@ CONFIGS = {
     # minibatch advantage normalisation, value clipping, entropy, early stop mid-epoch
     "ppo": PPOConfig(lr=3e-2, n_epochs=4, n_minibatches=4, target_kl=0.004, ent_coef=0.01,
                      clip_range_vf=0.2),
+    # K-FAC factors (actor and critic), momentum, adaptive damping, exact-Fisher step size
+    "acktr": ACKTRConfig(momentum=0.9, damping="adaptive", kl_clip=0.02),
 }
 
 
@@ -149,7 +151,7 @@ def _rank_update(rank: int, world: int, agent: str):
     return _update(agent, _split(batch, world)[rank], policy, seed=100 + rank)
 
 
-@pytest.mark.parametrize("agent", ["trpo", "npg", "ppo"])
+@pytest.mark.parametrize("agent", list(CONFIGS))
 def test_two_ranks_make_the_single_process_update(agent):
     policy, batch = _problem(agent)
     ref_params, ref_metrics = _update(agent, batch, policy, seed=100)
