@@ -34,6 +34,8 @@ OVERRIDES = {
     "trpo": {},  # the preset: 10 CG iterations, line search, critic 5 epochs × 4 minibatches
     # PPO as usually run on big batches: 10 epochs × 32 minibatches, Adam on actor + critic
     "ppo": {"n_epochs": 10, "n_minibatches": 32, "lr_decay": False},
+    "acktr": {},  # the preset: K-FAC factors of actor and critic, 3 critic steps
+    "npg": {},
 }
 
 
@@ -59,14 +61,17 @@ def worker(agent: str, env_id: str, total: int, warmup: int, updates: int,
         for i in range(warmup + updates):
             if world_size() > 1:
                 dist.barrier()  # start every update together: hook time = comm + imbalance
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             batch, _ = trainer.collector.collect()
             t1 = time.perf_counter()
             comm_stats.reset()
             trainer.agent.update(batch)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             if i >= warmup:
-                rows.append({"collect": t1 - t0, "update": t2 - t1, "hook_s": comm_stats.seconds,
+                # cpu: seconds this process (all its threads) computed, whatever else the
+                # machine was running; wall − cpu is waiting, for peers or for a core.
+                rows.append({"collect": t1 - t0, "update": t2 - t1, "cpu": c2 - c0,
+                             "hook_s": comm_stats.seconds,
                              "calls": comm_stats.calls, "bytes": comm_stats.bytes,
                              "kinds": _kinds(comm_stats.by_size, n_actor, n_critic)})
         micro = _micro(n_actor) if world_size() > 1 else {}
@@ -99,14 +104,18 @@ def _kinds(by_size, n_actor: int, n_critic: int) -> dict[str, list[float]]:
     """Collectives grouped by what they carry (recognised by their size)."""
     out: dict[str, list[float]] = {}
     for (op, numel), (calls, nbytes, secs) in by_size.items():
-        if numel == n_actor:
+        if op == "all_gather":
+            kind = "moment gathers (advantage normalisation, explained variance)"
+        elif numel == n_actor:
             kind = "actor vectors (gradient, Fisher products)"
         elif numel == n_critic:
             kind = "critic gradients"
         elif numel == n_actor + n_critic:
             kind = "actor+critic gradients (PPO)"
+        elif numel > 16 and round(numel ** 0.5) ** 2 == numel:
+            kind = "K-FAC factors (A, G per layer)"
         elif numel <= 16:
-            kind = "scalars (surrogate, KL, moments, logging)"
+            kind = "scalars (surrogate, KL, logging, shared seed)"
         else:
             kind = f"other ({op}, {numel})"
         acc = out.setdefault(kind, [0, 0, 0.0])
@@ -143,7 +152,7 @@ def network_seconds(calls: float, nbytes: float, world: int, gbit: float,
 def summarise(res: dict, base: dict | None) -> dict:
     rows = res["rows"]
     med = {k: statistics.median(r[k] for r in rows)
-           for k in ("collect", "update", "hook_s", "calls", "bytes")}
+           for k in ("collect", "update", "cpu", "hook_s", "calls", "bytes")}
     wall = med["collect"] + med["update"]
     out = {**med, "wall": wall, "sps": res["total"] / wall, "world": res["world"],
            "agent": res["agent"], "total": res["total"], "kinds": rows[-1]["kinds"],
@@ -157,15 +166,15 @@ def summarise(res: dict, base: dict | None) -> dict:
 
 
 def report(results: list[dict]) -> None:
-    print("\n| agent | procs | batch | per update (s) | collect | update | in hook (s) | "
-          "hook % of update | env steps/s | speed-up | efficiency | all-reduces | KB reduced | "
-          "net 1 Gbit/s (ms) | net 10 Gbit/s (ms) |")
-    print("|" + "---|" * 15)
+    print("\n| agent | procs | batch | per update (s) | collect | update | CPU s (rank 0) | "
+          "in hook (s) | hook % of update | env steps/s | speed-up | efficiency | "
+          "collectives | KB reduced | net 1 Gbit/s (ms) | net 10 Gbit/s (ms) |")
+    print("|" + "---|" * 16)
     for r in results:
         sp = f"{r['speedup']:.2f}×" if "speedup" in r else "–"
         eff = f"{r['efficiency']:.0%}" if "efficiency" in r else "–"
         print(f"| {r['agent']} | {r['world']} | {r['total']} | {r['wall']:.3f} | "
-              f"{r['collect']:.3f} | {r['update']:.3f} | {r['hook_s']:.3f} | "
+              f"{r['collect']:.3f} | {r['update']:.3f} | {r['cpu']:.3f} | {r['hook_s']:.3f} | "
               f"{r['hook_s'] / r['update']:.0%} | {r['sps']:,.0f} | {sp} | {eff} | "
               f"{r['calls']:.0f} | {r['bytes'] / 1024:,.0f} | {r['net1'] * 1e3:.1f} | "
               f"{r['net10'] * 1e3:.1f} |")
@@ -208,7 +217,8 @@ def main() -> None:
                parse_sets(args.set))
         return
     print(f"{os.cpu_count()} CPUs; 1 torch thread per process; {args.env}, n_steps {N_STEPS}; "
-          f"median of {args.updates} updates after {args.warmup} warm-up; {args.set or ''}")
+          f"median of {args.updates} updates after {args.warmup} warm-up; {args.set or ''}; "
+          f"load average {os.getloadavg()[0]:.2f}")
     results, raw = [], []
     for agent in args.agents:
         for total in args.batch:
@@ -223,6 +233,7 @@ def main() -> None:
                 print(f"  {agent} W={world} batch {total}: {row['wall']:.3f} s/update",
                       flush=True)
     report(results)
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (other jobs share this machine)")
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))
 
