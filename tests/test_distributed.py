@@ -183,6 +183,16 @@ def test_minibatch_pattern_is_a_stratified_partition():
     assert not torch.equal(epochs[0][0], epochs[1][0])
 
 
+def test_rank_seed_streams_and_resume_refusal():
+    ranks = [Parallel(4, r) for r in range(4)]
+    assert ranks[0].seed(7) == 7  # rank 0 is the plain run
+    assert len({p.seed(7) for p in ranks}) == 4 and ranks[1].seed(7) != ranks[1].seed(8)
+    # env r's reset seeds 7 + r·8 … are sub-envs r·8 … of one 32-env vector env
+    assert [p.env_seed(7, 8) for p in ranks] == [7, 15, 23, 31]
+    with pytest.raises(D.DistributedError, match="--resume is not supported"):
+        ranks[1].check_config({}, resume=True)
+
+
 # -- collectives ----------------------------------------------------------------------------
 
 def _collectives(rank: int, world: int):
