@@ -98,6 +98,9 @@ def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
         lines += [f"## {env}", "", f"Solved threshold: {rows[0].threshold:g}." if
                   rows[0].threshold is not None else "No solved threshold.", "",
                   agent_table(rows), "", f"![{env}](benchmarks/{env}.png)", ""]
+    if (docs / "peers.md").exists():
+        lines += ["Against sb3-contrib TRPO and SB3 PPO with the rl-baselines3-zoo "
+                  "hyperparameters (`scripts/bench_peers.py`): [peers.md](peers.md).", ""]
     lines += ["Per-run numbers: [benchmarks/runs.csv](benchmarks/runs.csv) (one row per run); "
               f"`nprl plot {bench_dir.name}` on the run directory redraws everything.", ""]
     path = docs / "benchmarks.md"
