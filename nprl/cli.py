@@ -67,6 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, args.logdir or "runs", args.run_name,
                           progress=not args.no_progress, force=args.force)
     result = trainer.run()
+    if not trainer.parallel.is_main:
+        return 0  # under torchrun rank 0 reports
     ev = result.final_eval
     print(f"run: {result.run_dir}")
     if ev is not None:

@@ -36,6 +36,9 @@ class RunConfig:
     max_consecutive_skips: stop the run (NprlError) after this many updates in a row were
     skipped for non-finite values (10).
     torch_threads: intra-op threads (1 is fastest for small MLPs on CPU).
+    dist_timeout / dist_check_every: under torchrun, seconds a rank waits for a silent peer
+    before failing (300; a dead peer fails at once), and updates between checks that all
+    ranks hold identical parameters (10; 0: never). See docs/scaling.md.
     """
 
     steps: int = 100_000
@@ -57,6 +60,8 @@ class RunConfig:
     keep_checkpoints: int = 3
     max_consecutive_skips: int = 10
     torch_threads: int = 1
+    dist_timeout: float = 300.0
+    dist_check_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -178,12 +183,13 @@ def _check_ranges(cfg: Config) -> None:
                 "cg_iters", "vf_epochs", "vf_minibatches", "n_epochs", "n_minibatches",
                 "max_consecutive_skips"):
         need(key, isinstance(v.get(key), int) and v[key] > 0, "a positive integer")
-    for key in ("eval_every", "checkpoint_every", "max_backtracks"):
+    for key in ("eval_every", "checkpoint_every", "max_backtracks", "dist_check_every"):
         need(key, isinstance(v.get(key), int) and v[key] >= 0, "an integer ≥ 0")
     need("gamma", finite(v.get("gamma")) and 0 < v["gamma"] <= 1, "a number in (0, 1]")
     need("gae_lambda", finite(v.get("gae_lambda")) and 0 <= v["gae_lambda"] <= 1,
          "a number in [0, 1]")
-    for key in ("max_kl", "lr", "vf_lr", "clip_range", "obs_clip", "max_grad_norm"):
+    for key in ("max_kl", "lr", "vf_lr", "clip_range", "obs_clip", "max_grad_norm",
+                "dist_timeout"):
         need(key, finite(v.get(key)) and v[key] > 0, "a positive finite number")
     for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio", "kfac_damping",
                 "vf_damping", "momentum"):

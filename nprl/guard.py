@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from nprl.batch import Batch
+from nprl.distributed import any_rank
 from nprl.errors import NprlError, NprlWarning
 
 
@@ -75,6 +76,8 @@ class UpdateGuard:
     def update(self, batch: Batch) -> dict[str, float]:
         """The agent's metrics plus ``skipped`` (0 or 1) and ``skipped_updates``."""
         reason = batch_fault(batch)
+        if any_rank(reason is not None):  # under torchrun all ranks skip together
+            reason = reason or "data (on another rank)"
         metrics: dict[str, float] = {}
         if reason is not None:
             reason = f"{reason} in the batch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -23,6 +24,7 @@ from nprl.guard import UpdateGuard
 from nprl.interrupt import DeferredInterrupt
 from nprl.logger import Logger
 from nprl.normalize import ObsNormalizer, RewardScaler
+from nprl.parallel import NullLogger, Parallel
 from nprl.policies import ActorCritic
 from nprl.rng import capture_rng
 
@@ -106,8 +108,10 @@ class Trainer:
                  run_dir: Path | None = None) -> None:
         self.cfg, run = cfg, cfg.run
         torch.set_num_threads(run.torch_threads)
-        self.device = resolve_device(run.device)
-        seed_everything(cfg.seed)
+        # Under torchrun: join the process group; each rank its own seed stream.
+        self.parallel, self.device = Parallel.setup(run, resolve_device(run.device))
+        self.parallel.check_config(cfg.to_dict(), resume=run_dir is not None)
+        seed_everything(self.parallel.seed(cfg.seed))
         self.env = make_env(cfg.env_id, run.n_envs, self.device, run.backend, run.vectorization)
         self.eval_env = make_env(cfg.env_id, run.eval_episodes, self.device, run.backend,
                                  run.vectorization)
@@ -115,22 +119,24 @@ class Trainer:
         self.policy = ActorCritic(self.env.single_observation_space,
                                   self.env.single_action_space, p.hidden_sizes, p.activation,
                                   p.critic_hidden_sizes, p.init_log_std).to(self.device)
+        self.parallel.broadcast(self.policy)
         obs_shape = self.env.single_observation_space.shape
         self.obs_norm = ObsNormalizer(obs_shape, run.obs_clip, self.device) \
             if run.normalize_obs else None
         self.reward_scaler = RewardScaler(run.gamma, device=self.device) \
             if run.normalize_reward else None
-        self.batch_size = run.n_envs * run.n_steps
+        self.batch_size = run.n_envs * run.n_steps * self.parallel.world  # across ranks
         self.total_updates = max(1, run.steps // self.batch_size)
         self.agent = AGENTS[cfg.agent_name].build(self.policy, cfg.agent, self.total_updates)
         self.collector = Collector(self.env, self.policy, run.n_steps, run.gamma, run.gae_lambda,
-                                   self.obs_norm, self.reward_scaler, seed=cfg.seed)
+                                   self.obs_norm, self.reward_scaler,
+                                   seed=self.parallel.env_seed(cfg.seed, run.n_envs))
         self.guard = UpdateGuard(self.policy, self.agent)
         self.steps, self.updates, self.evals_done = 0, 0, 0
         self.next_eval = run.eval_every
         self.elapsed = 0.0  # seconds trained before this process started (resume)
-        self.run_dir = run_dir if run_dir is not None else make_run_dir(logdir, cfg, run_name,
-                                                                         force)
+        self.run_dir = run_dir if run_dir is not None or not self.parallel.is_main \
+            else make_run_dir(logdir, cfg, run_name, force)  # only rank 0 writes
         self.result = TrainResult(self.run_dir, cfg, 0, 0.0, None)
         self.progress = progress
         self.last_checkpoint: Path | None = None
@@ -165,7 +171,9 @@ class Trainer:
             "result": self.result.state_dict(),
         }
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self) -> Path | None:
+        if not self.parallel.is_main:
+            return None
         if self._logger is not None:
             # Events up to this step reach the file before the checkpoint that claims them;
             # a resume purges only later steps, so none is lost or duplicated.
@@ -186,7 +194,8 @@ class Trainer:
         # A resumed run appends to the same event files; purge_step drops whatever the
         # interrupted process logged after its last checkpoint.
         logger = Logger(self.run_dir, run.steps, self.progress, initial_steps=self.steps,
-                        purge_step=self.steps + 1 if resumed else None)
+                        purge_step=self.steps + 1 if resumed else None) \
+            if self.parallel.is_main else NullLogger()
         if not resumed:
             logger.config(cfg.to_dict())
         self._logger, result = logger, self.result
@@ -210,10 +219,12 @@ class Trainer:
         while self.steps < run.steps:
             t0 = time.perf_counter()
             batch, episodes = self.collector.collect()
+            episodes = self.parallel.gather_episodes(episodes)
             metrics = self.guard.update(batch)
-            self.steps += batch.size
+            self.steps += batch.size * self.parallel.world
             self.updates += 1
-            fps = batch.size / (time.perf_counter() - t0)
+            self.parallel.check_sync(self.policy, self.updates)
+            fps = batch.size * self.parallel.world / (time.perf_counter() - t0)
             if episodes.returns:
                 last_return = float(np.mean(episodes.returns))
                 logger.scalars("rollout", {"ep_rew_mean": last_return,
@@ -234,15 +245,18 @@ class Trainer:
                     and self.guard.consecutive == 0:
                 self.checkpoint()
             logger.progress(self.steps, fps, last_return)
-            if interrupt.requested:
-                if self.last_checkpoint != checkpoint_path(self.run_dir / "checkpoints",
-                                                           self.steps):
+            if self.parallel.any(interrupt.requested):  # all ranks stop at the same update
+                if self.parallel.is_main and self.last_checkpoint != checkpoint_path(
+                        self.run_dir / "checkpoints", self.steps):
                     self.checkpoint()
                 raise KeyboardInterrupt(f"checkpoint at step {self.steps}; continue with "
                                         f"`nprl train --resume {self.run_dir}`")
 
     def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
         """Deterministic and stochastic evaluation; True once the threshold is reached."""
+        if not self.parallel.is_main:  # rank 0 evaluates; the others take its verdict
+            result.evals.append((self.steps, time.perf_counter() - start, math.nan))
+            return self.parallel.agree(False)
         t0 = time.perf_counter()
         det = self.evaluate(deterministic=True)
         sto = self.evaluate(deterministic=False)
@@ -259,4 +273,4 @@ class Trainer:
         if solved and result.solved_step is None:
             result.solved_step, result.solved_seconds = self.steps, seconds
             result.solved_train_seconds = seconds - result.eval_seconds
-        return solved
+        return self.parallel.agree(solved)

@@ -35,6 +35,7 @@ from nprl.curvature import (
     natural_step,
     take_step,
 )
+from nprl.distributed import all_reduce_mean
 
 
 class ACKTR:
@@ -95,9 +96,10 @@ class ACKTR:
         fault = (not bool(torch.isfinite(g).all()) or not ns.finite or not ls.accepted
                  or self.critic.skipped > 0)
         with torch.no_grad():
-            entropy = float(self.policy.family.entropy(self.policy.dist_params(s.obs)).mean())
+            entropy = all_reduce_mean(self.policy.family.entropy(self.policy.dist_params(s.obs))
+                                      .mean())
         return {
-            "kl": ls.kl, "entropy": entropy, "value_loss": value_loss,
+            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": dFd,
             "sFs_kfac": ns.sFs,

@@ -6,12 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nprl.distributed import all_reduce_mean_
-
-
-def minibatches(n: int, count: int, device: torch.device) -> list[Tensor]:
-    """A random partition of range(n) into ``count`` index tensors (global torch RNG)."""
-    return list(torch.randperm(n, device=device).chunk(count))
+from nprl.agents.minibatch import MinibatchSampler
+from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_moments
 
 
 def adam(params: list[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
@@ -24,9 +20,10 @@ def adam(params: list[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
 
 
 def explained_variance(values: Tensor, returns: Tensor) -> float:
-    """1 − Var(returns − values) / Var(returns): 1 is a perfect critic, ≤ 0 is useless."""
-    var = returns.var()
-    return float("nan") if float(var) == 0 else float(1 - (returns - values).var() / var)
+    """1 − Var(returns − values) / Var(returns): 1 is a perfect critic, ≤ 0 is useless.
+    Variances over all ranks' samples."""
+    var_r, var_e = global_moments(torch.stack([returns, returns - values], dim=1))[1]
+    return float("nan") if float(var_r) == 0 else float(1 - var_e / var_r)
 
 
 class CriticTrainer:
@@ -41,12 +38,14 @@ class CriticTrainer:
         self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
         self.skipped = 0  # minibatches of the last ``fit`` whose gradient was not finite
 
-    def fit(self, obs: Tensor, returns: Tensor) -> float:
-        """Regress V(obs) on returns; the mean squared error of the last epoch."""
+    def fit(self, obs: Tensor, returns: Tensor, shape: tuple[int, ...] | None = None) -> float:
+        """Regress V(obs) on returns; the mean squared error of the last epoch.
+        shape: the batch's (T, N) before flattening (minibatches stratified by env)."""
         losses, self.skipped = [], 0
+        sampler = MinibatchSampler(shape or (len(obs),), self.minibatches, obs.device)
         for _ in range(self.epochs):
             losses.clear()
-            for idx in minibatches(len(obs), self.minibatches, obs.device):
+            for idx in sampler.epoch():
                 loss = (self.policy.value(obs[idx]) - returns[idx]).pow(2).mean()
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
@@ -59,7 +58,7 @@ class CriticTrainer:
                     torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
                 self.optimizer.step()
                 losses.append(loss.detach())
-        return float(torch.stack(losses).mean()) if losses else float("nan")
+        return float(all_reduce_mean(torch.stack(losses).mean())) if losses else float("nan")
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict()}

@@ -28,6 +28,7 @@ from nprl.curvature import (
     natural_step,
     take_step,
 )
+from nprl.distributed import all_reduce_mean
 
 
 class NaturalGradient:
@@ -73,7 +74,7 @@ class NaturalGradient:
         rho = ls.actual_improve / ls.expected_improve \
             if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
-        value_loss = self.critic.fit(s.obs, s.returns)
+        value_loss = self.critic.fit(s.obs, s.returns, batch.rewards.shape)
         # A fault (reported as "skipped"; the trainer's guard then undoes the whole update):
         # a non-finite gradient, direction or step, a step refused for a non-finite KL or
         # surrogate (a finite refusal is the line search at work), or a critic fault.
@@ -82,9 +83,9 @@ class NaturalGradient:
                  or not (ls.accepted or refused_finite) or self.critic.skipped > 0)
         self.updates += 1
         with torch.no_grad():
-            entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
+            entropy = all_reduce_mean(family.entropy(self.policy.dist_params(s.obs)).mean())
         return {
-            "kl": ls.kl, "entropy": entropy, "value_loss": value_loss,
+            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,

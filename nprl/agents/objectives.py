@@ -8,11 +8,13 @@ from torch import Tensor
 
 from nprl.batch import Samples
 from nprl.curvature import flat
-from nprl.distributed import all_reduce_mean
+from nprl.distributed import all_reduce_mean, global_mean_std
 
 
 def normalize(x: Tensor) -> Tensor:
-    return (x - x.mean()) / (x.std() + 1e-8)
+    """Standardise with the mean and std over all ranks' samples."""
+    mean, std = global_mean_std(x)
+    return (x - mean) / (std + 1e-8)
 
 
 def surrogate(policy, s: Samples, adv: Tensor) -> Tensor:

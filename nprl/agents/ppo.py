@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.critic import adam, explained_variance, minibatches
+from nprl.agents.critic import adam, explained_variance
+from nprl.agents.minibatch import MinibatchSampler
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
 from nprl.distributed import all_reduce_mean, all_reduce_mean_
@@ -48,7 +49,7 @@ class PPO:
             stats = {
                 "policy_loss": pg_loss.detach(), "value_loss": value_loss.detach(),
                 "entropy": entropy.detach(),
-                "approx_kl": all_reduce_mean(((ratio - 1) - log_ratio).mean()),
+                "approx_kl": ((ratio - 1) - log_ratio).mean(),
                 "clip_fraction": ((ratio - 1).abs() > cfg.clip_range).float().mean(),
             }
         return loss, stats
@@ -60,8 +61,9 @@ class PPO:
                 group["lr"] = cfg.lr * (1 - self.updates / self.total_updates)
         history: list[dict[str, Tensor]] = []
         skipped, stop = 0, False
+        sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
         for _ in range(cfg.n_epochs):
-            for idx in minibatches(len(s), cfg.n_minibatches, s.obs.device):
+            for idx in sampler.epoch():
                 # one minibatch is the whole batch: its order does not matter
                 mb = s if cfg.n_minibatches == 1 else s.index(idx)
                 loss, stats = self._loss(mb, family)
@@ -75,7 +77,8 @@ class PPO:
                     continue
                 self.optimizer.step()
                 history.append(stats)
-                if cfg.target_kl is not None and float(stats["approx_kl"]) > 1.5 * cfg.target_kl:
+                if cfg.target_kl is not None and \
+                        float(all_reduce_mean(stats["approx_kl"])) > 1.5 * cfg.target_kl:
                     stop = True
                     break
             if stop:
@@ -83,8 +86,11 @@ class PPO:
         self.updates += 1
         with torch.no_grad():
             kl = all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
-        mean = {k: float(torch.stack([h[k] for h in history]).mean()) for k in history[0]} \
-            if history else {}
+        # Minibatch statistics averaged over the epochs here, over the ranks in one collective.
+        keys = list(history[0]) if history else []
+        means = all_reduce_mean(torch.stack([torch.stack([h[k] for h in history]).mean()
+                                             for k in keys])) if history else []
+        mean = {k: float(v) for k, v in zip(keys, means)}
         return {
             **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
             "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
