@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from nprl.errors import NprlError
+from nprl.plain import check_plain
 
 FORMAT = "nprl-checkpoint"
 VERSION = 1
@@ -42,12 +44,26 @@ def atomic_save(obj: dict[str, Any], path: Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
-    """Save as ``ckpt_dir/step_<step>.pt`` and delete all but the newest ``keep``."""
-    path = ckpt_dir / f"step_{step:012d}.pt"
-    atomic_save({"format": FORMAT, "version": VERSION, **state}, path)
+    """Save as ``ckpt_dir/step_<step>.pt`` and delete all but the newest ``keep``.
+
+    Anything that is not plain data is a TypeError here, not an unloadable file later.
+    """
+    path = checkpoint_path(ckpt_dir, step)
+    obj = {"format": FORMAT, "version": VERSION, **state}
+    check_plain(obj)
+    try:
+        atomic_save(obj, path)
+    except OSError as e:  # disk full, permissions: the older checkpoints are untouched
+        raise NprlError(f"cannot write checkpoint {str(path)!r}: "
+                        f"{e.strerror or type(e).__name__}") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
+    """Where the checkpoint of env step ``step`` lives."""
+    return ckpt_dir / f"step_{step:012d}.pt"
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -75,11 +91,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load with ``weights_only=True``; refuse anything that is not an nprl checkpoint."""
     p = find_checkpoint(path)
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise NprlError(f"refusing checkpoint {str(p)!r}: it holds more than plain data "
-                        f"({first})") from None
+        # torch's message is a paragraph; the line naming the refused global is the news.
+        # Random bytes also fail here ("Unsupported operand"): only a refused global
+        # means the file holds objects.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "GLOBAL" in ln]
+        if named:
+            raise NprlError(f"refusing checkpoint {str(p)!r}: it holds more than plain data "
+                            f"({named[0]})") from None
+        detail = [ln for ln in lines if "Unsupported" in ln] or lines or [type(e).__name__]
+        raise NprlError(f"checkpoint {str(p)!r} is truncated or corrupted, or not written by "
+                        f"nprl ({detail[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise NprlError(f"checkpoint {str(p)!r} is truncated or corrupted "
                         f"({type(e).__name__})") from None

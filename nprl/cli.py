@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -34,6 +35,19 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def check_resume_args(args: argparse.Namespace) -> None:
+    """--resume takes the run's identity from its checkpoint; naming it again is an error
+    rather than silently ignored."""
+    given = [name for name, value in (("AGENT/ENV", args.agent or args.env),
+                                      ("--seed", args.seed is not None),
+                                      ("--config", args.config), ("--logdir", args.logdir),
+                                      ("--run-name", args.run_name), ("--force", args.force))
+             if value]
+    if given:
+        raise NprlError(f"--resume continues the run as it was: drop {', '.join(given)} "
+                        "(only --steps and --set of safe keys may change)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from nprl.config import resolve
     from nprl.trainer import Trainer
@@ -45,12 +59,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         from nprl.resume import resume_trainer
 
+        check_resume_args(args)
         trainer = resume_trainer(args.resume, overrides, progress=not args.no_progress)
     else:
-        cfg = resolve(args.agent, args.env, args.seed, overrides, args.config)
-        trainer = Trainer(cfg, args.logdir, args.run_name, progress=not args.no_progress,
-                          force=args.force)
+        cfg = resolve(args.agent, args.env, 0 if args.seed is None else args.seed, overrides,
+                      args.config)
+        trainer = Trainer(cfg, args.logdir or "runs", args.run_name,
+                          progress=not args.no_progress, force=args.force)
     result = trainer.run()
+    if not trainer.parallel.is_main:
+        return 0  # under torchrun rank 0 reports
     ev = result.final_eval
     print(f"run: {result.run_dir}")
     if ev is not None:
@@ -93,7 +111,7 @@ def build_parser() -> Parser:
                        description="Train AGENT on the gymnasium task ENV.", epilog=EPILOG)
     t.add_argument("agent", nargs="?", help=f"algorithm: {', '.join(AGENTS)}")
     t.add_argument("env", nargs="?", help="gymnasium id, e.g. CartPole-v1, Pendulum-v1")
-    t.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and envs (0)")
+    t.add_argument("--seed", type=int, help="seed for torch, numpy and envs (0)")
     t.add_argument("--steps", type=int, help="env-step budget (preset; CartPole 100000)")
     t.add_argument("--n-envs", dest="n_envs", type=int, help="parallel envs per rollout")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"),
@@ -101,10 +119,12 @@ def build_parser() -> Parser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set max_kl=0.02 (repeatable)")
     t.add_argument("--config", metavar="FILE", help="TOML file of key = value overrides")
-    t.add_argument("--logdir", default="runs", help="TensorBoard root (runs)")
+    t.add_argument("--logdir", help="TensorBoard root (runs)")
     t.add_argument("--run-name", help="directory under --logdir instead of <env>/<agent>-s<seed>-*")
     t.add_argument("--force", action="store_true", help="reuse an existing --run-name directory")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run (or a checkpoint file) exactly where it stopped; "
+                        "only --steps and --set of safe keys (eval_every, ...) may change")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -133,7 +153,20 @@ def build_parser() -> Parser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """nprl's own warnings as one line, like its errors; others as Python formats them."""
+    from nprl.errors import NprlWarning
+
+    if issubclass(category, NprlWarning):
+        return f"nprl: warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train" and not args.resume and (args.agent is None or args.env is None):
@@ -143,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NprlError as e:
         print(f"nprl: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nprl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        detail = f" ({e.args[0]})" if e.args else ""
+        print(f"nprl: interrupted{detail}", file=sys.stderr)
         return 130
 
 

@@ -146,3 +146,18 @@ class Collector:
             self.obs_norm.update(raw_obs)
         return Batch(obs, actions, log_probs, params, rewards, values, terminated, truncated,
                      final_values, last_values, advantages, returns)
+
+    def state_dict(self) -> dict:
+        """What carries over between rollouts (for exact resume): the observations to act
+        on next, per-env episode return/length so far, and the discounted-return tracker."""
+        return {"obs": self.obs.cpu(), "ep_return": self._ep_return.cpu(),
+                "ep_length": self._ep_length.cpu(), "disc_return": self._disc_return.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if tuple(state["obs"].shape) != tuple(self.obs.shape):
+            raise ValueError(f"saved observations have shape {tuple(state['obs'].shape)}, "
+                             f"expected {tuple(self.obs.shape)}")
+        self.obs = state["obs"].to(self.device)
+        self._ep_return = state["ep_return"].to(self.device)
+        self._ep_length = state["ep_length"].to(self.device)
+        self._disc_return = state["disc_return"].to(self.device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,12 @@ class RunConfig:
     parallel as one vector env; solved_threshold: the return that counts as solved;
     stop_when_solved: end the run at the first deterministic evaluation ≥ threshold.
     checkpoint_every: updates between checkpoints (0: at the end only); keep_checkpoints.
+    max_consecutive_skips: stop the run (NprlError) after this many updates in a row were
+    skipped for non-finite values (10).
     torch_threads: intra-op threads (1 is fastest for small MLPs on CPU).
+    dist_timeout / dist_check_every: under torchrun, seconds a rank waits for a silent peer
+    before failing (300; a dead peer fails at once), and updates between checks that all
+    ranks hold identical parameters (10; 0: never). See docs/scaling.md.
     """
 
     steps: int = 100_000
@@ -53,7 +58,10 @@ class RunConfig:
     stop_when_solved: bool = False
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
+    max_consecutive_skips: int = 10
     torch_threads: int = 1
+    dist_timeout: float = 300.0
+    dist_check_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -172,16 +180,19 @@ def _check_ranges(cfg: Config) -> None:
         return isinstance(x, int | float) and math.isfinite(x)
 
     for key in ("steps", "n_envs", "n_steps", "eval_episodes", "torch_threads", "keep_checkpoints",
-                "cg_iters", "vf_epochs", "vf_minibatches", "n_epochs", "n_minibatches"):
+                "cg_iters", "vf_epochs", "vf_minibatches", "n_epochs", "n_minibatches",
+                "max_consecutive_skips"):
         need(key, isinstance(v.get(key), int) and v[key] > 0, "a positive integer")
-    for key in ("eval_every", "checkpoint_every", "max_backtracks"):
+    for key in ("eval_every", "checkpoint_every", "max_backtracks", "dist_check_every"):
         need(key, isinstance(v.get(key), int) and v[key] >= 0, "an integer ≥ 0")
     need("gamma", finite(v.get("gamma")) and 0 < v["gamma"] <= 1, "a number in (0, 1]")
     need("gae_lambda", finite(v.get("gae_lambda")) and 0 <= v["gae_lambda"] <= 1,
          "a number in [0, 1]")
-    for key in ("max_kl", "lr", "vf_lr", "clip_range", "obs_clip", "max_grad_norm"):
+    for key in ("max_kl", "lr", "vf_lr", "clip_range", "obs_clip", "max_grad_norm",
+                "dist_timeout"):
         need(key, finite(v.get(key)) and v[key] > 0, "a positive finite number")
-    for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio"):
+    for key in ("cg_damping", "cg_tol", "ent_coef", "vf_coef", "accept_ratio", "kfac_damping",
+                "vf_damping", "momentum"):
         need(key, finite(v.get(key)) and v[key] >= 0, "a finite number ≥ 0")
     need("max_kl_end", v.get("max_kl_end") is None or (finite(v["max_kl_end"])
                                                       and v["max_kl_end"] > 0),
@@ -190,12 +201,18 @@ def _check_ranges(cfg: Config) -> None:
         need(key, v.get(key) is None or finite(v[key]), "a finite number or none")
     need("backtrack_coef", finite(v.get("backtrack_coef")) and 0 < v["backtrack_coef"] < 1,
          "a number in (0, 1)")
+    need("kl_clip", finite(v.get("kl_clip")) and v["kl_clip"] > 0, "a positive finite number")
+    for key in ("inverse_every", "g_samples", "vf_iters"):
+        need(key, isinstance(v.get(key), int) and v[key] > 0, "a positive integer")
+    for key in ("kfac_decay", "momentum"):
+        need(key, finite(v.get(key)) and 0 <= v[key] < 1, "a number in [0, 1)")
     need("fisher_fraction", finite(v.get("fisher_fraction")) and 0 < v["fisher_fraction"] <= 1,
          "a number in (0, 1]")
     choices = {"device": ("auto", "cpu", "cuda"), "backend": ("auto", "torch", "gymnasium"),
                "vectorization": ("sync", "async"), "damping": ("fixed", "adaptive"),
                "fisher": ("true", "empirical"), "activation": ("tanh", "relu", "elu"),
-               "precondition": ("none", "diagonal", "kfac")}
+               "precondition": ("none", "diagonal", "kfac"), "g_mode": ("exact", "mc"),
+               "kfac_damping_form": ("eigen", "factored"), "kl_curvature": ("kfac", "exact")}
     for key, valid in choices.items():
         need(key, v.get(key) in valid, "one of " + ", ".join(valid))
     for key in ("hidden_sizes", "critic_hidden_sizes"):
@@ -254,10 +271,3 @@ def resolve(agent_name: str, env_id: str, seed: int = 0, overrides: dict[str, An
         build(agent_name, env_id, seed, {**values, **layer}, spec.config, origin)
         values.update(layer)
     return build(agent_name, env_id, seed, values, spec.config)
-
-
-def with_values(cfg: Config, **values: Any) -> Config:
-    """A copy of ``cfg`` with some flat keys replaced (checked like ``--set``)."""
-    merged = {**cfg.flat(), **values}
-    out = build(cfg.agent_name, cfg.env_id, cfg.seed, merged)
-    return replace(out)

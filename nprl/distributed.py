@@ -1,17 +1,33 @@
-"""The one reduction hook for batch statistics.
+"""The one reduction hook for batch statistics, and the few other collectives nprl uses.
 
 Every batch mean the curvature core and the agents compute (policy gradient, each
-Fisher-vector product, line-search KL and surrogate, K-FAC factors, normaliser moments)
-goes through ``all_reduce_mean``. In a single process it is the identity; under
-``torchrun`` with an initialised process group it averages across ranks, so the update is
-the one a single process would make on the union of the ranks' (equal-sized) batches.
+Fisher-vector product, line-search KL and surrogate, K-FAC factors, normaliser moments,
+advantage normalisation, logged statistics) goes through this module. In a single process
+every function is the identity (or the plain local statistic, bit for bit); under
+``torchrun`` with an initialised process group it combines the ranks, so the update is the
+one a single process would make on the union of the ranks' (equal-sized) batches.
+
+Every collective is counted and timed in ``comm_stats`` (the benchmark reads it), and a
+failed collective (a peer died, or did not answer within the process group's timeout)
+raises ``DistributedError``, a one-line ``NprlError``, instead of a gloo traceback.
 """
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from nprl.errors import NprlError
+
+
+class DistributedError(NprlError):
+    """A collective failed: another rank died, hung past the timeout, or disagreed."""
 
 
 def world_size() -> int:
@@ -26,25 +42,204 @@ def rank() -> int:
     return 0
 
 
+@dataclass
+class CommStats:
+    """Collectives since the last ``reset``: calls, payload bytes (what each rank
+    contributes) and wall seconds inside them, in total and per (op, numel) — the numel
+    tells which statistic it was (actor-sized vectors: gradient and Fisher products)."""
+
+    calls: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    by_size: dict[tuple[str, int], list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
+
+    def reset(self) -> None:
+        self.calls, self.bytes, self.seconds = 0, 0, 0.0
+        self.by_size.clear()
+
+
+comm_stats = CommStats()
+
+
+def _collective(op: str, t: Tensor, fn: Callable[[], object]) -> None:
+    """Run ``fn`` (a collective on ``t``), counting it and naming failures."""
+    t0 = time.perf_counter()
+    try:
+        fn()
+    except RuntimeError as e:  # gloo/NCCL errors and DistBackendError are RuntimeErrors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise DistributedError(
+            f"rank {rank()} of {world_size()}: {op} failed — another rank died or did not "
+            f"answer within the timeout (--set dist_timeout=SECONDS): {first}") from None
+    dt = time.perf_counter() - t0
+    nbytes = t.numel() * t.element_size()
+    comm_stats.calls += 1
+    comm_stats.bytes += nbytes
+    comm_stats.seconds += dt
+    entry = comm_stats.by_size[(op, t.numel())]
+    entry[0] += 1
+    entry[1] += nbytes
+    entry[2] += dt
+
+
+def _reduce_sum_(t: Tensor, op: str = "all_reduce") -> Tensor:
+    _collective(op, t, lambda: dist.all_reduce(t))
+    return t
+
+
+class _MeanAcrossRanks(torch.autograd.Function):
+    """Value: the mean over ranks. Gradient: passed through unchanged (local).
+
+    So ``autograd.grad(all_reduce_mean(local_mean), θ)`` is the gradient of the local
+    mean, and ``all_reduce_mean`` of that gradient is the gradient of the global mean —
+    every rank differentiates its own batch and the gradients are reduced once, as a
+    single process's gradient of the mean over the union would be.
+    """
+
+    @staticmethod
+    def forward(ctx, t: Tensor) -> Tensor:  # type: ignore[override]
+        return _reduce_sum_(t.detach().clone()).div_(world_size())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+
 def all_reduce_mean(t: Tensor) -> Tensor:
-    """Mean of ``t`` over processes (a new tensor when reduced; ``t`` itself otherwise)."""
-    n = world_size()
-    if n == 1:
+    """Mean of ``t`` over processes (``t`` itself in a single process).
+
+    The result is bit-identical on every rank, so decisions taken on it (line search,
+    early stopping, CG) agree. Differentiable: the gradient flows to the local ``t``.
+    """
+    if world_size() == 1:
         return t
-    out = t.detach().clone() if t.requires_grad else t.clone()
-    dist.all_reduce(out)
-    return out / n
+    if t.requires_grad:
+        return _MeanAcrossRanks.apply(t)
+    return _reduce_sum_(t.clone()).div_(world_size())
 
 
-def all_reduce_mean_(tensors: list[Tensor]) -> None:
-    """In-place mean over processes of several tensors (e.g. parameter gradients)."""
+def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
+    """In-place mean over processes of several tensors (e.g. parameter gradients), in one
+    collective."""
     n = world_size()
     if n == 1:
         return
     flat = torch.cat([t.reshape(-1) for t in tensors])
-    dist.all_reduce(flat)
-    flat /= n
+    _reduce_sum_(flat).div_(n)
     offset = 0
     for t in tensors:
         t.copy_(flat[offset : offset + t.numel()].view_as(t))
         offset += t.numel()
+
+
+def global_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased variance over dim 0 of ``x`` [B, ...] across all ranks' rows.
+
+    One collective: every rank's (count, mean, M2) is gathered and merged exactly (Chan
+    et al.), which stays accurate where Σx² − n·mean² would cancel. Ranks may hold
+    different row counts. In a single process: ``x.mean(0), x.var(0)``.
+    """
+    if world_size() == 1:
+        return x.mean(0), x.var(0)
+    n = torch.full_like(x[0:1], x.shape[0])
+    mean = x.mean(0, keepdim=True)
+    m2 = (x - mean).pow(2).sum(0, keepdim=True)
+    mine = torch.cat([n, mean, m2])  # [3, ...]
+    parts = [torch.empty_like(mine) for _ in range(world_size())]
+    _collective("all_gather", mine, lambda: dist.all_gather(parts, mine))
+    every = torch.stack(parts)  # [W, 3, ...]
+    counts, means, m2s = every[:, 0], every[:, 1], every[:, 2]
+    total = counts.sum(0)
+    g_mean = (counts * means).sum(0) / total
+    g_m2 = m2s.sum(0) + (counts * (means - g_mean).pow(2)).sum(0)
+    return g_mean, g_m2 / (total - 1)
+
+
+def global_mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased standard deviation of all elements of ``x`` over all ranks
+    (``x.mean(), x.std()`` in a single process)."""
+    if world_size() == 1:
+        return x.mean(), x.std()
+    mean, var = global_moments(x.reshape(-1, 1))
+    return mean[0], var[0].sqrt()
+
+
+def shared_seed() -> int:
+    """A fresh seed drawn from the global torch RNG, rank 0's on every rank.
+
+    Ranks sample actions from different RNG streams; things that must be identical
+    everywhere (the minibatch pattern) draw from a generator seeded with this.
+    """
+    seed = torch.randint(0, 2**62, (1,), dtype=torch.int64)
+    if world_size() > 1:
+        seed = seed.to(_comm_device())
+        _collective("broadcast", seed, lambda: dist.broadcast(seed, src=0))
+    return int(seed)
+
+
+def broadcast_(tensors: Sequence[Tensor]) -> None:
+    """Overwrite ``tensors`` with rank 0's values (parameters at the start of a run)."""
+    if world_size() == 1 or not tensors:
+        return
+    with torch.no_grad():
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+        _collective("broadcast", flat, lambda: dist.broadcast(flat, src=0))
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def spread(values: Tensor) -> Tensor:
+    """max − min over ranks of each element of ``values`` (zeros in a single process)."""
+    if world_size() == 1:
+        return torch.zeros_like(values)
+    both = torch.cat([values, -values]).to(_comm_device())
+    _collective("all_reduce_max", both,
+                lambda: dist.all_reduce(both, op=dist.ReduceOp.MAX))
+    k = values.numel()
+    return (both[:k] + both[k:]).to(values.device)
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (a decision only rank 0 can take, e.g. "solved")."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    _collective("broadcast", t, lambda: dist.broadcast(t, src=0))
+    return bool(t.item() > 0)
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any (e.g. "my batch holds a NaN": a rank
+    must not skip an update alone, or the others wait for it in the next collective)."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
+    _collective("all_reduce_max", t, lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX))
+    return bool(t.item() > 0)
+
+
+def gather_values(values: Tensor) -> Tensor:
+    """All ranks' 1-d ``values`` (possibly of different lengths) concatenated in rank
+    order, on every rank. Two small collectives: the lengths, then padded values."""
+    if world_size() == 1:
+        return values
+    dev = _comm_device()
+    n = torch.tensor([values.numel()], device=dev)
+    counts = [torch.empty_like(n) for _ in range(world_size())]
+    _collective("all_gather", n, lambda: dist.all_gather(counts, n))
+    longest = max(1, *(int(c) for c in counts))  # never a 0-element collective
+    padded = torch.zeros(longest, dtype=values.dtype, device=dev)
+    padded[: values.numel()] = values.to(dev)
+    parts = [torch.empty_like(padded) for _ in counts]
+    _collective("all_gather", padded, lambda: dist.all_gather(parts, padded))
+    return torch.cat([p[: int(c)] for p, c in zip(parts, counts)]).to(values.device)
+
+
+def _comm_device() -> torch.device:
+    """Where tensors of our own making must live for the backend (NCCL: this GPU)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -10,6 +10,11 @@ class NprlError(Exception):
     """A mistake in what the user asked for (bad config, env id, checkpoint, path)."""
 
 
+class NprlWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it on
+    one line, like an error)."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix naming the closest valid choice, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

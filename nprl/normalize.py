@@ -21,7 +21,14 @@ class RunningMeanStd:
 
     def update(self, x: Tensor) -> None:
         x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        finite = torch.isfinite(x).reshape(x.shape[0], -1).all(1)
+        if not bool(finite.all()):
+            # One NaN observation must not poison the statistics for the rest of the run
+            # (every later normalised observation would be NaN): drop such rows.
+            x = x[finite]
         n = x.shape[0]
+        if n == 0:
+            return
         moments = all_reduce_mean(torch.stack([x.mean(0), x.pow(2).mean(0)]))
         b_mean, b_var = moments[0], (moments[1] - moments[0].pow(2)).clamp_min(0.0)
         total = self.count + n

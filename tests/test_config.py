@@ -10,9 +10,9 @@ from nprl.errors import NprlError
 
 
 def test_layers_in_order(tmp_path):
-    # agents/trpo.toml [env."CartPole-v1"] sets max_kl = 0.05 over [defaults] 0.01
+    # agents/trpo.toml [env."CartPole-v1"] sets max_kl = 0.03 over [defaults] 0.01
     base = resolve("trpo", "CartPole-v1")
-    assert base.agent.max_kl == 0.05 and base.run.solved_threshold == 475.0
+    assert base.agent.max_kl == 0.03 and base.run.solved_threshold == 475.0
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text("max_kl = 0.02\nn_envs = 4\n")
     with_file = resolve("trpo", "CartPole-v1", config_file=cfg_file)

@@ -49,8 +49,11 @@ def test_tags_and_checkpoint(agent, env, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", ["trpo", "ppo"])
-def test_solves_cartpole_with_preset(agent, tmp_path):
-    res = nprl.train(agent, "CartPole-v1", seed=0, logdir=tmp_path, stop_when_solved=True)
+@pytest.mark.parametrize("agent,backend", [("trpo", "torch"), ("trpo", "gymnasium"),
+                                           ("npg", "torch"), ("ppo", "torch")])
+def test_solves_cartpole_with_preset(agent, backend, tmp_path):
+    """Within the preset budget, on nprl's torch-native CartPole as on gymnasium's."""
+    res = nprl.train(agent, "CartPole-v1", seed=0, logdir=tmp_path, stop_when_solved=True,
+                     backend=backend)
     assert res.solved_step is not None and res.solved_step <= 100_000, res.evals
     assert res.final_eval.mean >= 475

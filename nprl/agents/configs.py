@@ -21,7 +21,8 @@ class NPGConfig:
     fisher: "true" (analytic, under the policy) or "empirical" (taken actions).
     fisher_fraction: fraction of the batch the Fisher is estimated on (1.0; 0.1–0.2 is the
         usual speed trick of the TRPO reference code).
-    precondition: CG preconditioner, "none" or "diagonal" (exact diag F).
+    precondition: CG preconditioner, "none", "diagonal" (exact diag F) or "kfac" (the
+        batch's K-FAC approximation, exact-expectation G, same damping λ).
     line_search: backtrack along the step until KL ≤ δ and the surrogate improves.
     backtrack_coef / max_backtracks / accept_ratio: the line search (0.8, 10, 0.1).
     normalize_advantage: standardise advantages per batch.
@@ -77,3 +78,53 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = None
     normalize_advantage: bool = True
+
+
+@dataclass(frozen=True)
+class ACKTRConfig:
+    """ACKTR (Wu et al. 2017): natural steps with K-FAC curvature for actor and critic.
+
+    Actor: d = (F̂ + λI)⁻¹ g with F̂ the K-FAC Fisher (running factors), and the step
+    s = η·d with η = min(lr, sqrt(2·kl_clip / dᵀF̂d)): the quadratic model of the KL,
+    ½ sᵀF̂s, never exceeds ``kl_clip``, and ``lr`` caps the step when the gradient is small.
+
+    lr: η_max, the cap on the step scale (0.25 in the ACKTR paper).
+    kl_clip: δ, the KL budget of one actor step (0.001 Atari; 0.01–0.05 on small tasks).
+    kl_curvature: which Fisher measures dᵀFd in η: "exact" (the batch's exact Fisher, one
+        J-product: the KL bound holds to second order) or "kfac" (F̂, the paper's rule;
+        measured on CartPole, dᵀF̂d underestimates dᵀFd 3–7× with this batch's factors and
+        10–100× with running averages, so the actual KL overshoots kl_clip by as much).
+    kfac_decay: running-average decay of the Kronecker factors (0.95; 0 = this batch only).
+    inverse_every: eigendecompositions of the factors recomputed every k updates (1–10).
+    kfac_damping: λ, or its starting value when ``damping`` = "adaptive" (1e-3–1e-1).
+    damping: "fixed" or "adaptive" (Levenberg–Marquardt on actual/expected improvement).
+    kfac_damping_form: "eigen" (exact (F̂ + λI)⁻¹ in the factors' eigenbases) or
+        "factored" (Tikhonov π-split (A + π√λI)⁻¹ ⊗ (G + √λ/π I)⁻¹, Martens & Grosse).
+    momentum: heavy-ball coefficient μ on the policy gradient before preconditioning,
+        g̃ ← g + μ g̃ (0 = off; ACKTR's optimiser uses 0.9). The KL clip applies to the
+        final step, so the bound holds with momentum too.
+    fisher: "true" (under the policy) or "empirical" (taken actions).
+    g_mode / g_samples: G from the exact output Fisher ("exact") or from ``g_samples``
+        sampled actions per observation ("mc", the ACKTR paper's estimator).
+    normalize_advantage: standardise advantages per batch.
+    vf_lr / vf_iters / vf_damping: the critic's K-FAC Gauss–Newton steps on ½E[(V − R)²]
+        (``nprl.agents.kfac_critic``): ``vf_iters`` steps (3) of ``vf_lr`` (0.5–1) times the
+        exact Gauss–Newton step length along the K-FAC direction, damping λ_v (0.01).
+    """
+
+    lr: float = 0.25
+    kl_clip: float = 0.01
+    kl_curvature: str = "exact"
+    kfac_decay: float = 0.95
+    inverse_every: int = 1
+    kfac_damping: float = 0.01
+    damping: str = "fixed"
+    kfac_damping_form: str = "eigen"
+    momentum: float = 0.0
+    fisher: str = "true"
+    g_mode: str = "exact"
+    g_samples: int = 1
+    normalize_advantage: bool = True
+    vf_lr: float = 1.0
+    vf_iters: int = 3
+    vf_damping: float = 0.01

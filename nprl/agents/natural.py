@@ -14,25 +14,21 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from nprl.agents.configs import NPGConfig
 from nprl.agents.critic import CriticTrainer, explained_variance
+from nprl.agents.objectives import mean_kl, normalize, policy_gradient, surrogate
 from nprl.batch import Batch, Samples
 from nprl.curvature import (
+    KFAC,
     DiagonalFisher,
     FisherOperator,
-    flat,
     kl_line_search,
     make_damping,
     natural_step,
     take_step,
 )
 from nprl.distributed import all_reduce_mean
-
-
-def normalize(x: Tensor) -> Tensor:
-    return (x - x.mean()) / (x.std() + 1e-8)
 
 
 class NaturalGradient:
@@ -51,10 +47,13 @@ class NaturalGradient:
         if cfg.fisher_fraction < 1.0:
             n = max(1, int(len(s) * cfg.fisher_fraction))
             s = s.index(torch.randperm(len(s), device=s.obs.device)[:n])
-        precond = None
+        precond, lam = None, self.damping.value
         if cfg.precondition == "diagonal":
-            precond = DiagonalFisher(self.policy, s.obs, damping=self.damping.value,
-                                     fisher=cfg.fisher, actions=s.actions).solve
+            precond = DiagonalFisher(self.policy, s.obs, damping=lam, fisher=cfg.fisher,
+                                     actions=s.actions).solve
+        elif cfg.precondition == "kfac":  # (F̂_KFAC + λI)⁻¹ ≈ (F + λI)⁻¹, this batch only
+            precond = KFAC(self.policy, s.obs, damping=lam, fisher=cfg.fisher,
+                           actions=s.actions).solve
         return FisherOperator(self.policy, s.obs, damping=self.damping.value,
                               fisher=cfg.fisher, actions=s.actions, cg_iters=cfg.cg_iters,
                               cg_tol=cfg.cg_tol, preconditioner=precond)
@@ -62,37 +61,37 @@ class NaturalGradient:
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, family, s = self.cfg, self.policy.family, batch.flat()
         adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
-
-        def surrogate() -> Tensor:  # E[r(θ) Â], r = π_θ / π_old
-            logp = family.log_prob(self.policy.dist_params(s.obs), s.actions)
-            return all_reduce_mean((torch.exp(logp - s.log_probs) * adv).mean())
-
-        def kl() -> Tensor:  # E_s KL(π_old(·|s) ‖ π_θ(·|s))
-            return all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
-
-        g = all_reduce_mean(flat(torch.autograd.grad(surrogate(), self.params), self.params))
+        g = policy_gradient(self.policy, s, adv)
         max_kl = self.max_kl()
         ns = natural_step(self.curvature(s), g, max_kl)
-        evaluate = lambda: (surrogate(), kl())  # noqa: E731
+        evaluate = lambda: (surrogate(self.policy, s, adv), mean_kl(self.policy, s))  # noqa: E731
         if cfg.line_search:
             ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, max_kl,
                                 cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
         else:
             ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
-        rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
+        # ρ = actual / predicted; a zero step (zero gradient) predicts nothing: ρ undefined.
+        rho = ls.actual_improve / ls.expected_improve \
+            if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
-        value_loss = self.critic.fit(s.obs, s.returns)
+        value_loss = self.critic.fit(s.obs, s.returns, batch.rewards.shape)
+        # A fault (reported as "skipped"; the trainer's guard then undoes the whole update):
+        # a non-finite gradient, direction or step, a step refused for a non-finite KL or
+        # surrogate (a finite refusal is the line search at work), or a critic fault.
+        refused_finite = math.isfinite(ls.kl) and math.isfinite(ls.actual_improve)
+        fault = (not bool(torch.isfinite(g).all()) or not ns.finite
+                 or not (ls.accepted or refused_finite) or self.critic.skipped > 0)
         self.updates += 1
         with torch.no_grad():
-            entropy = float(family.entropy(self.policy.dist_params(s.obs)).mean())
+            entropy = all_reduce_mean(family.entropy(self.policy.dist_params(s.obs)).mean())
         return {
-            "kl": ls.kl, "entropy": entropy, "value_loss": value_loss,
+            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,
             "backtracks": ls.backtracks, "step_accepted": float(ls.accepted),
             "step_frac": ls.step_frac, "damping": ns.damping, "max_kl": max_kl,
-            "grad_norm": float(g.norm()), "skipped": float(not ls.accepted and not ns.finite),
+            "grad_norm": float(g.norm()), "skipped": float(fault),
         }
 
     def max_kl(self) -> float:

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.critic import explained_variance, minibatches
+from nprl.agents.critic import adam, explained_variance
+from nprl.agents.minibatch import MinibatchSampler
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
 from nprl.distributed import all_reduce_mean, all_reduce_mean_
@@ -25,7 +26,7 @@ class PPO:
     def __init__(self, policy, cfg: PPOConfig, total_updates: int = 1) -> None:
         self.policy, self.cfg = policy, cfg
         self.params = policy.actor_parameters() + policy.critic_parameters()
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
+        self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
 
     def _loss(self, mb, family) -> tuple[Tensor, dict[str, Tensor]]:
@@ -48,7 +49,7 @@ class PPO:
             stats = {
                 "policy_loss": pg_loss.detach(), "value_loss": value_loss.detach(),
                 "entropy": entropy.detach(),
-                "approx_kl": all_reduce_mean(((ratio - 1) - log_ratio).mean()),
+                "approx_kl": ((ratio - 1) - log_ratio).mean(),
                 "clip_fraction": ((ratio - 1).abs() > cfg.clip_range).float().mean(),
             }
         return loss, stats
@@ -60,20 +61,24 @@ class PPO:
                 group["lr"] = cfg.lr * (1 - self.updates / self.total_updates)
         history: list[dict[str, Tensor]] = []
         skipped, stop = 0, False
+        sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
         for _ in range(cfg.n_epochs):
-            for idx in minibatches(len(s), cfg.n_minibatches, s.obs.device):
-                loss, stats = self._loss(s.index(idx), family)
+            for idx in sampler.epoch():
+                # one minibatch is the whole batch: its order does not matter
+                mb = s if cfg.n_minibatches == 1 else s.index(idx)
+                loss, stats = self._loss(mb, family)
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1  # never apply a non-finite gradient
+                if not torch.isfinite(grad_norm + loss.detach()):  # one sync for both
+                    skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
                     continue
                 self.optimizer.step()
                 history.append(stats)
-                if cfg.target_kl is not None and float(stats["approx_kl"]) > 1.5 * cfg.target_kl:
+                if cfg.target_kl is not None and \
+                        float(all_reduce_mean(stats["approx_kl"])) > 1.5 * cfg.target_kl:
                     stop = True
                     break
             if stop:
@@ -81,12 +86,15 @@ class PPO:
         self.updates += 1
         with torch.no_grad():
             kl = all_reduce_mean(family.kl(s.dist_params, self.policy.dist_params(s.obs)).mean())
-        mean = {k: float(torch.stack([h[k] for h in history]).mean()) for k in history[0]} \
-            if history else {}
+        # Minibatch statistics averaged over the epochs here, over the ranks in one collective.
+        keys = list(history[0]) if history else []
+        means = all_reduce_mean(torch.stack([torch.stack([h[k] for h in history]).mean()
+                                             for k in keys])) if history else []
+        mean = {k: float(v) for k, v in zip(keys, means)}
         return {
             **mean, "kl": float(kl), "explained_variance": explained_variance(s.values, s.returns),
             "lr": self.optimizer.param_groups[0]["lr"], "early_stop": float(stop),
-            "skipped_minibatches": float(skipped),
+            "skipped_minibatches": float(skipped), "skipped": float(skipped > 0),
         }
 
     def state_dict(self) -> dict:

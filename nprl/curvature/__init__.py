@@ -12,6 +12,8 @@ from nprl.curvature.damping import FixedDamping, LevenbergMarquardt, make_dampin
 from nprl.curvature.dense import DenseFisher
 from nprl.curvature.diagonal import DiagonalFisher
 from nprl.curvature.implicit import FisherOperator
+from nprl.curvature.kfac import KFAC
+from nprl.curvature.kfac_factors import KFACFactors
 from nprl.curvature.line_search import (
     LineSearchResult,
     kl_line_search,
@@ -24,6 +26,7 @@ from nprl.curvature.natural import NaturalStep, natural_step
 __all__ = [
     "Curvature", "SolveInfo", "flat", "unflat", "CGResult", "conjugate_gradient",
     "FixedDamping", "LevenbergMarquardt", "make_damping", "DenseFisher", "DiagonalFisher",
-    "FisherOperator", "LineSearchResult", "kl_line_search", "restore", "snapshot", "take_step",
+    "FisherOperator", "KFAC", "KFACFactors", "LineSearchResult", "kl_line_search", "restore",
+    "snapshot", "take_step",
     "NaturalStep", "natural_step",
 ]

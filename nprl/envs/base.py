@@ -5,6 +5,11 @@ classic-control envs) exposes the same small protocol: tensors in, tensors out, 
 device, with the episode auto-reset *inside* ``step`` (gymnasium's ``SAME_STEP`` mode).
 So every row a ``step`` returns is a real transition, and the collector needs no special
 case for the step after an episode ends.
+
+Optionally a backend also has ``state_dict() -> dict | None`` (its full state, env
+generators included, as tensors and plain Python data) and ``load_state_dict(state)``:
+checkpoints save it so that a resumed run continues the same episodes exactly. None, or
+no such method, means the state cannot be saved; a resumed run then restarts episodes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import Tensor
 
+from nprl.envs import gym_state
 from nprl.envs.base import StepResult
+from nprl.errors import NprlError
 
 
 class GymVecEnv:
@@ -36,24 +38,36 @@ class GymVecEnv:
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
             **(env_kwargs or {}),
         )
+        self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
         self._discrete = isinstance(self.single_action_space, gym.spaces.Discrete)
+        self._obs_shape = (num_envs, *self.single_observation_space.shape)
 
     def _obs(self, obs: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.asarray(obs), dtype=torch.float32).to(self.device)
+        obs = np.asarray(obs)
+        if obs.shape != self._obs_shape:  # a tuple comparison: free next to the copy
+            raise NprlError(f"{self.env_id}: the vector env returned observations of shape "
+                            f"{obs.shape}, expected {self._obs_shape}")
+        return torch.as_tensor(obs, dtype=torch.float32).to(self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
-        obs, _ = self.env.reset(seed=seed)
+        try:
+            obs, _ = self.env.reset(seed=seed)
+        except ValueError as e:
+            raise self._diagnose(e) from None
         return self._obs(obs)
 
     def step(self, actions: Tensor) -> StepResult:
         act = actions.detach().cpu().numpy()
         if self._discrete:
             act = act.astype(np.int64)
-        obs, reward, terminated, truncated, info = self.env.step(act)
+        try:
+            obs, reward, terminated, truncated, info = self.env.step(act)
+        except ValueError as e:
+            raise self._diagnose(e) from None
         final_obs = np.array(obs, copy=True)
         if "_final_obs" in info:
             for i in np.flatnonzero(info["_final_obs"]):
@@ -65,6 +79,44 @@ class GymVecEnv:
             truncated=torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
             final_obs=self._obs(final_obs),
         )
+
+    def _diagnose(self, error: ValueError) -> Exception:
+        """gymnasium reports an observation of the wrong shape only as a failed array copy
+        ("Output array is the wrong shape"). Find the culprit on a fresh single env, off
+        the hot path, and name the declared and the actual shape."""
+        expected = self.single_observation_space.shape
+        probe = gym.make(self.env_id, **self.env_kwargs)
+        try:
+            obs, _ = probe.reset(seed=0)
+            for _ in range(1000):
+                if np.shape(obs) != expected:
+                    return NprlError(f"{self.env_id} returned an observation of shape "
+                                     f"{np.shape(obs)}, but its observation space declares "
+                                     f"{expected}")
+                obs, _, terminated, truncated, _ = probe.step(probe.action_space.sample())
+                if terminated or truncated:
+                    obs, _ = probe.reset()
+        except Exception:  # the probe is best effort; report the original error below
+            pass
+        finally:
+            probe.close()
+        return error
+
+    def state_dict(self) -> dict | None:
+        """Each env's state as plain data (see ``nprl.envs.gym_state``), or None where it
+        cannot be captured (async envs live in subprocesses; simulator-backed envs)."""
+        if not isinstance(self.env, gym.vector.SyncVectorEnv):
+            return None
+        states = [gym_state.capture(e) for e in self.env.envs]
+        return None if any(s is None for s in states) else {"envs": states}
+
+    def load_state_dict(self, state: dict) -> None:
+        envs = getattr(self.env, "envs", [])
+        if len(state["envs"]) != len(envs):
+            raise NprlError(f"{self.env_id}: saved state holds {len(state['envs'])} envs, "
+                            f"this vector env has {len(envs)}")
+        for env, s in zip(envs, state["envs"]):
+            gym_state.restore(env, s)
 
     def close(self) -> None:
         self.env.close()

@@ -37,13 +37,8 @@ class MountainCarContinuous(MountainCarBase):
 
     max_episode_steps = 999
 
-    def __init__(
-        self,
-        num_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__(num_envs, device, dtype)
+    def _init_buffers(self) -> None:
+        super()._init_buffers()
         # 0-dim constants: Python scalar operands cost ~1.5 µs more per op on CPU.
         self._power = self._const(POWER)
         self._three = self._const(3.0)

@@ -37,13 +37,7 @@ class Pendulum(TorchVecEnv):
     max_episode_steps = 200
     state_dim = 2
 
-    def __init__(
-        self,
-        num_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__(num_envs, device, dtype)
+    def _init_buffers(self) -> None:
         self._fresh = torch.empty(2, self.num_envs, **self._factory)
         self._fresh_theta, self._fresh_theta_dot = self._fresh.unbind(0)
         # 0-dim constants: Python scalar operands cost ~1.5 µs more per op on CPU.

@@ -104,8 +104,12 @@ class TorchVecEnv:
         self._one = torch.ones((), dtype=torch.int32, device=self.device)
         self._limit = torch.full((), self.max_episode_steps, dtype=torch.int32, device=self.device)
         self._needs_reset = True
+        self._init_buffers()
 
     # ----------------------------------------------------------------- subclass API
+    def _init_buffers(self) -> None:
+        """Allocate the env's constants and reusable buffers (called by ``__init__``)."""
+
     @staticmethod
     def _spaces() -> tuple[gym.Space, gym.Space]:
         """(single observation space, single action space), identical to gymnasium's."""
@@ -178,6 +182,19 @@ class TorchVecEnv:
             self.elapsed_steps.copy_(steps.expand(self.num_envs))
         self._needs_reset = False
         return self._observe(self._s)
+
+    def state_dict(self) -> dict:
+        """Everything ``step`` depends on, as CPU tensors (checkpoints, exact resume):
+        the state, the elapsed-step counters and the generator's state."""
+        return {"state": self.state.contiguous().cpu(),
+                "elapsed_steps": self.elapsed_steps.cpu(),
+                "generator": self.generator.get_state(), "needs_reset": self._needs_reset}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where ``state_dict`` was taken (same env, num_envs, device)."""
+        self.set_state(state["state"], state["elapsed_steps"])  # checks the shape
+        self.generator.set_state(state["generator"])
+        self._needs_reset = bool(state["needs_reset"])
 
     def close(self) -> None:
         """Nothing to release (no subprocesses, no windows)."""
