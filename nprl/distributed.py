@@ -142,13 +142,34 @@ def global_moments(x: Tensor) -> tuple[Tensor, Tensor]:
     """
     if world_size() == 1:
         return x.mean(0), x.var(0)
-    n = torch.full_like(x[0:1], x.shape[0])
+    return _merge(_gather(_local_moments(x)))
+
+
+def global_mean_std_each(xs: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """``global_mean_std`` of each of ``xs`` (e.g. the advantages of every minibatch of an
+    epoch), in one collective instead of one each."""
+    if world_size() == 1:
+        return [(x.mean(), x.std()) for x in xs]
+    local = torch.stack([_local_moments(x.reshape(-1, 1))[:, 0] for x in xs], dim=1)  # [3, K]
+    mean, var = _merge(_gather(local))
+    return list(zip(mean, var.sqrt()))
+
+
+def _local_moments(x: Tensor) -> Tensor:
+    """[3, ...]: row count, mean and sum of squared deviations over dim 0."""
     mean = x.mean(0, keepdim=True)
-    m2 = (x - mean).pow(2).sum(0, keepdim=True)
-    mine = torch.cat([n, mean, m2])  # [3, ...]
+    return torch.cat([torch.full_like(mean, x.shape[0]), mean,
+                      (x - mean).pow(2).sum(0, keepdim=True)])
+
+
+def _gather(mine: Tensor) -> Tensor:
     parts = [torch.empty_like(mine) for _ in range(world_size())]
     _collective("all_gather", mine, lambda: dist.all_gather(parts, mine))
-    every = torch.stack(parts)  # [W, 3, ...]
+    return torch.stack(parts)  # [W, 3, ...]
+
+
+def _merge(every: Tensor) -> tuple[Tensor, Tensor]:
+    """Chan et al.'s exact merge of per-rank (count, mean, M2): mean, unbiased variance."""
     counts, means, m2s = every[:, 0], every[:, 1], every[:, 2]
     total = counts.sum(0)
     g_mean = (counts * means).sum(0) / total

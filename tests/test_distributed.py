@@ -189,6 +189,7 @@ def _collectives(rank: int, world: int):
     out: dict[str, object] = {}
     x = torch.arange(5 + 2 * rank, dtype=torch.float64) ** 2 + rank  # unequal lengths
     out["mean_std"] = [float(v) for v in D.global_mean_std(x)]
+    out["each"] = [[float(v) for v in ms] for ms in D.global_mean_std_each([x, -2 * x[1:]])]
     out["gathered"] = D.gather_values(x).tolist()
     out["gathered_empty"] = D.gather_values(torch.empty(0)).tolist()  # no episode ended
     out["agree"] = (D.agree(rank == 0), D.agree(rank == 1), D.any_rank(rank == 1),
@@ -223,11 +224,15 @@ def test_collectives():
     res = _run(_collectives)
     xs = [torch.arange(5 + 2 * r, dtype=torch.float64) ** 2 + r for r in (0, 1)]
     union = torch.cat(xs)
+    other = torch.cat([-2 * x[1:] for x in xs])
     for r in (0, 1):
         out = res[r]
         mean, std = out["mean_std"]
         assert math.isclose(mean, float(union.mean()), rel_tol=1e-13)
         assert math.isclose(std, float(union.std()), rel_tol=1e-13)
+        assert np.allclose(out["each"], [[float(union.mean()), float(union.std())],
+                                         [float(other.mean()), float(other.std())]],
+                           rtol=1e-13, atol=0)
         assert out["gathered"] == union.tolist() and out["gathered_empty"] == []
         assert out["agree"] == (True, False, True, False)
         assert out["reduced"] == 3.5  # mean of 1·1 and 2·3

@@ -11,9 +11,10 @@ from nprl.curvature import flat
 from nprl.distributed import all_reduce_mean, global_mean_std
 
 
-def normalize(x: Tensor) -> Tensor:
-    """Standardise with the mean and std over all ranks' samples."""
-    mean, std = global_mean_std(x)
+def normalize(x: Tensor, moments: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Standardise with the mean and std over all ranks' samples (``moments``: those,
+    when already known)."""
+    mean, std = moments if moments is not None else global_mean_std(x)
     return (x - mean) / (std + 1e-8)
 
 

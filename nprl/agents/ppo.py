@@ -17,7 +17,7 @@ from nprl.agents.critic import adam, explained_variance
 from nprl.agents.minibatch import MinibatchSampler
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
-from nprl.distributed import all_reduce_mean, all_reduce_mean_
+from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_mean_std_each
 
 
 class PPO:
@@ -29,12 +29,13 @@ class PPO:
         self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
 
-    def _loss(self, mb, family) -> tuple[Tensor, dict[str, Tensor]]:
+    def _loss(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.cfg
         params = self.policy.dist_params(mb.obs)
         log_ratio = family.log_prob(params, mb.actions) - mb.log_probs
         ratio = log_ratio.exp()
-        adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
+        adv = normalize(mb.advantages, adv_moments) if cfg.normalize_advantage \
+            else mb.advantages
         clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
         pg_loss = -torch.min(ratio * adv, clipped * adv).mean()
         values = self.policy.value(mb.obs)
@@ -63,10 +64,14 @@ class PPO:
         skipped, stop = 0, False
         sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
         for _ in range(cfg.n_epochs):
-            for idx in sampler.epoch():
+            parts = sampler.epoch()
+            # every minibatch's advantage moments over all ranks, in one collective
+            moments = global_mean_std_each([s.advantages[i] for i in parts]) \
+                if cfg.normalize_advantage else [None] * len(parts)
+            for idx, adv_moments in zip(parts, moments):
                 # one minibatch is the whole batch: its order does not matter
                 mb = s if cfg.n_minibatches == 1 else s.index(idx)
-                loss, stats = self._loss(mb, family)
+                loss, stats = self._loss(mb, family, adv_moments)
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.backward()
                 grads = [p.grad for p in self.params]
