@@ -135,6 +135,19 @@ def _ratio(ours: float | None, peer: float | None, digits: int) -> str:
     return f"{num(ours, digits)} / {num(peer, digits)} = **{ours / peer:.2f}**"
 
 
+def provenance(out: Path) -> str:
+    """The command and the machine, from the run directory's ``compare.json``."""
+    import json
+
+    manifest = json.loads((out / "compare.json").read_text())
+    m = manifest.get("machine", {})
+    return (f"Command: `{manifest.get('command', '?')}` (seeds {manifest.get('seeds')}), "
+            f"started {manifest.get('started', '?')} on {m.get('cpu', '?')}, "
+            f"{manifest.get('workers', '?')} workers, torch {m.get('torch', '?')}, "
+            f"load average {m.get('load_average', '?')} at the start. Both libraries ran "
+            "in the same process pool, one single-threaded run per core.\n\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=TASKS)
@@ -178,7 +191,7 @@ def main() -> int:
         print(f"bench_peers: error: {e}", file=sys.stderr)
         return 2
     text = "# nprl vs Stable-Baselines3 (rl-baselines3-zoo hyperparameters)\n\n" + \
-        ratio_table(summary, args.envs)
+        provenance(out) + ratio_table(summary, args.envs)
     (out / "peers.md").write_text(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -67,6 +67,10 @@ def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
         shutil.copyfile(fig, figdir / f"{env}.png")
     manifest = json.loads((bench_dir / "compare.json").read_text())
     m = manifest.get("machine", {})
+    ran = manifest.get("command", "")  # how these runs were made, not how docs were redone
+    if ran.startswith("scripts/benchmark.py") and "--from" not in ran:
+        command = "python " + ran
+    shutil.copyfile(bench_dir / "runs.csv", figdir / "runs.csv")
     lines = [
         "# Benchmarks", "",
         "Every nprl agent on the five classic-control tasks, "
@@ -94,8 +98,11 @@ def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
         lines += [f"## {env}", "", f"Solved threshold: {rows[0].threshold:g}." if
                   rows[0].threshold is not None else "No solved threshold.", "",
                   agent_table(rows), "", f"![{env}](benchmarks/{env}.png)", ""]
-    lines += [f"Per-run numbers: `summary.md` and `runs.csv` in the benchmark directory "
-              f"(`nprl plot {bench_dir}` redraws them).", ""]
+    if (docs / "peers.md").exists():
+        lines += ["Against sb3-contrib TRPO and SB3 PPO with the rl-baselines3-zoo "
+                  "hyperparameters (`scripts/bench_peers.py`): [peers.md](peers.md).", ""]
+    lines += ["Per-run numbers: [benchmarks/runs.csv](benchmarks/runs.csv) (one row per run); "
+              f"`nprl plot {bench_dir.name}` on the run directory redraws everything.", ""]
     path = docs / "benchmarks.md"
     path.write_text("\n".join(lines))
     return path
@@ -119,7 +126,7 @@ def main() -> int:
     parser.add_argument("--from", dest="from_dir", help="write docs from this benchmark dir")
     parser.add_argument("--note", help="a sentence for docs/benchmarks.md (e.g. what was cut)")
     args = parser.parse_args()
-    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python scripts/benchmark.py", *sys.argv[1:]])
     try:
         if args.from_dir:
             path = write_docs(Path(args.from_dir), Path(args.docs), command,

@@ -27,7 +27,14 @@ from nprl.agents.critic import explained_variance
 from nprl.agents.kfac_critic import KFACCritic
 from nprl.agents.objectives import mean_kl, normalize, policy_gradient, surrogate
 from nprl.batch import Batch, Samples
-from nprl.curvature import FisherOperator, KFACFactors, make_damping, natural_step, take_step
+from nprl.curvature import (
+    KFAC,
+    FisherOperator,
+    KFACFactors,
+    make_damping,
+    natural_step,
+    take_step,
+)
 from nprl.distributed import all_reduce_mean
 
 
@@ -46,6 +53,11 @@ class ACKTR:
                                  samples=cfg.g_samples)
         self.g_momentum = torch.zeros(sum(p.numel() for p in self.params),
                                       dtype=self.params[0].dtype, device=self.params[0].device)
+
+    def curvature(self, s: Samples) -> KFAC:
+        """Fold this batch into the running K-FAC factors; the damped view of them."""
+        self.factors.update(self.policy, s.obs, s.actions)
+        return self.factors.view(self.damping.value, self.cfg.kfac_damping_form)
 
     def with_momentum(self, g: Tensor) -> Tensor:
         """g̃ = g + μ g̃_prev (a non-finite gradient resets the buffer instead)."""
@@ -69,17 +81,20 @@ class ACKTR:
         cfg, s = self.cfg, batch.flat()
         adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
         g = policy_gradient(self.policy, s, adv)
-        self.factors.update(self.policy, s.obs, s.actions)
-        F = self.factors.view(self.damping.value, cfg.kfac_damping_form)
-        ns = natural_step(F, self.with_momentum(g), cfg.kl_clip)
+        ns = natural_step(self.curvature(s), self.with_momentum(g), cfg.kl_clip)
         scale, dFd = self.trust_scale(ns.direction, ns.sFs, s)
         eta = min(cfg.lr, scale) if math.isfinite(scale) else math.nan  # NaN: step skipped
         step = eta * ns.direction
         evaluate = lambda: (surrogate(self.policy, s, adv), mean_kl(self.policy, s))  # noqa: E731
         ls = take_step(self.params, step, float(g @ step), evaluate)
-        rho = ls.actual_improve / ls.expected_improve if ls.accepted else -math.inf
+        rho = ls.actual_improve / ls.expected_improve \
+            if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
         value_loss = self.critic.fit(s.obs, s.returns)
+        # A fault for the trainer's guard (as in NaturalGradient): a non-finite gradient,
+        # direction or step, or a critic step refused for a non-finite value.
+        fault = (not bool(torch.isfinite(g).all()) or not ns.finite or not ls.accepted
+                 or self.critic.skipped > 0)
         with torch.no_grad():
             entropy = all_reduce_mean(self.policy.family.entropy(self.policy.dist_params(s.obs))
                                       .mean())
@@ -92,7 +107,7 @@ class ACKTR:
             "backtracks": ls.backtracks, "step_accepted": float(ls.accepted),
             "step_frac": ls.step_frac, "damping": ns.damping, "kfac_damping": ns.damping,
             "step_scale": eta, "grad_norm": float(g.norm()), "kl_clip": cfg.kl_clip,
-            "skipped": float(not ls.accepted), "vf_step_scale": self.critic.last_scale,
+            "skipped": float(fault), "vf_step_scale": self.critic.last_scale,
             **self.factors.diagnostics(),
         }
 

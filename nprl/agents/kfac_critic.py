@@ -42,6 +42,7 @@ class KFACCritic:
         self.factors = KFACFactors(policy, target="critic", decay=decay,
                                    inverse_every=inverse_every, g_mode=g_mode, samples=samples)
         self.last_scale = 0.0
+        self.skipped = 0  # steps of the last ``fit`` refused for a non-finite value
 
     def _mse(self, obs: Tensor, returns: Tensor) -> Tensor:
         return all_reduce_mean((self.policy.value(obs) - returns).pow(2).mean())
@@ -60,7 +61,7 @@ class KFACCritic:
         """``iters`` natural steps on this batch; the MSE before the last one."""
         self.factors.update(self.policy, obs)
         F = self.factors.view(self.damping, self.form)
-        mse = math.nan
+        mse, self.skipped = math.nan, 0
         for _ in range(self.iters):
             loss = self._mse(obs, returns)
             g = all_reduce_mean(-flat(torch.autograd.grad(0.5 * loss, self.params), self.params))
@@ -76,6 +77,7 @@ class KFACCritic:
                     return -0.5 * self._mse(obs, returns), torch.zeros(())
 
             if not take_step(self.params, step, float(g @ step), evaluate).accepted:
+                self.skipped += 1  # take_step refuses only non-finite steps
                 break
         return mse
 
