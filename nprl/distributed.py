@@ -7,84 +7,30 @@ every function is the identity (or the plain local statistic, bit for bit); unde
 ``torchrun`` with an initialised process group it combines the ranks, so the update is the
 one a single process would make on the union of the ranks' (equal-sized) batches.
 
-Every collective is counted and timed in ``comm_stats`` (the benchmark reads it), and a
-failed collective (a peer died, or did not answer within the process group's timeout)
-raises ``DistributedError``, a one-line ``NprlError``, instead of a gloo traceback.
+Every collective is counted and timed in ``comm_stats``, and a failed one raises
+``DistributedError`` (``nprl.comm``).
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from nprl.errors import NprlError
-
-
-class DistributedError(NprlError):
-    """A collective failed: another rank died, hung past the timeout, or disagreed."""
-
-
-def world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def rank() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return 0
-
-
-@dataclass
-class CommStats:
-    """Collectives since the last ``reset``: calls, payload bytes (what each rank
-    contributes) and wall seconds inside them, in total and per (op, numel) — the numel
-    tells which statistic it was (actor-sized vectors: gradient and Fisher products)."""
-
-    calls: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    by_size: dict[tuple[str, int], list[float]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
-
-    def reset(self) -> None:
-        self.calls, self.bytes, self.seconds = 0, 0, 0.0
-        self.by_size.clear()
-
-
-comm_stats = CommStats()
-
-
-def _collective(op: str, t: Tensor, fn: Callable[[], object]) -> None:
-    """Run ``fn`` (a collective on ``t``), counting it and naming failures."""
-    t0 = time.perf_counter()
-    try:
-        fn()
-    except RuntimeError as e:  # gloo/NCCL errors and DistBackendError are RuntimeErrors
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise DistributedError(
-            f"rank {rank()} of {world_size()}: {op} failed — another rank died or did not "
-            f"answer within the timeout (--set dist_timeout=SECONDS): {first}") from None
-    dt = time.perf_counter() - t0
-    nbytes = t.numel() * t.element_size()
-    comm_stats.calls += 1
-    comm_stats.bytes += nbytes
-    comm_stats.seconds += dt
-    entry = comm_stats.by_size[(op, t.numel())]
-    entry[0] += 1
-    entry[1] += nbytes
-    entry[2] += dt
+from nprl.comm import (  # noqa: F401  (DistributedError, comm_stats: part of this API)
+    DistributedError,
+    collective,
+    comm_device,
+    comm_stats,
+    rank,
+    world_size,
+)
 
 
 def _reduce_sum_(t: Tensor, op: str = "all_reduce") -> Tensor:
-    _collective(op, t, lambda: dist.all_reduce(t))
+    collective(op, t, lambda: dist.all_reduce(t))
     return t
 
 
@@ -164,7 +110,7 @@ def _local_moments(x: Tensor) -> Tensor:
 
 def _gather(mine: Tensor) -> Tensor:
     parts = [torch.empty_like(mine) for _ in range(world_size())]
-    _collective("all_gather", mine, lambda: dist.all_gather(parts, mine))
+    collective("all_gather", mine, lambda: dist.all_gather(parts, mine))
     return torch.stack(parts)  # [W, 3, ...]
 
 
@@ -194,8 +140,8 @@ def shared_seed() -> int:
     """
     seed = torch.randint(0, 2**62, (1,), dtype=torch.int64)
     if world_size() > 1:
-        seed = seed.to(_comm_device())
-        _collective("broadcast", seed, lambda: dist.broadcast(seed, src=0))
+        seed = seed.to(comm_device())
+        collective("broadcast", seed, lambda: dist.broadcast(seed, src=0))
     return int(seed)
 
 
@@ -205,7 +151,7 @@ def broadcast_(tensors: Sequence[Tensor]) -> None:
         return
     with torch.no_grad():
         flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-        _collective("broadcast", flat, lambda: dist.broadcast(flat, src=0))
+        collective("broadcast", flat, lambda: dist.broadcast(flat, src=0))
         offset = 0
         for t in tensors:
             t.copy_(flat[offset : offset + t.numel()].view_as(t))
@@ -216,8 +162,8 @@ def spread(values: Tensor) -> Tensor:
     """max − min over ranks of each element of ``values`` (zeros in a single process)."""
     if world_size() == 1:
         return torch.zeros_like(values)
-    both = torch.cat([values, -values]).to(_comm_device())
-    _collective("all_reduce_max", both,
+    both = torch.cat([values, -values]).to(comm_device())
+    collective("all_reduce_max", both,
                 lambda: dist.all_reduce(both, op=dist.ReduceOp.MAX))
     k = values.numel()
     return (both[:k] + both[k:]).to(values.device)
@@ -227,8 +173,8 @@ def agree(flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank (a decision only rank 0 can take, e.g. "solved")."""
     if world_size() == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
-    _collective("broadcast", t, lambda: dist.broadcast(t, src=0))
+    t = torch.tensor([1.0 if flag else 0.0], device=comm_device())
+    collective("broadcast", t, lambda: dist.broadcast(t, src=0))
     return bool(t.item() > 0)
 
 
@@ -237,8 +183,8 @@ def any_rank(flag: bool) -> bool:
     must not skip an update alone, or the others wait for it in the next collective)."""
     if world_size() == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
-    _collective("all_reduce_max", t, lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX))
+    t = torch.tensor([1.0 if flag else 0.0], device=comm_device())
+    collective("all_reduce_max", t, lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX))
     return bool(t.item() > 0)
 
 
@@ -247,20 +193,13 @@ def gather_values(values: Tensor) -> Tensor:
     order, on every rank. Two small collectives: the lengths, then padded values."""
     if world_size() == 1:
         return values
-    dev = _comm_device()
+    dev = comm_device()
     n = torch.tensor([values.numel()], device=dev)
     counts = [torch.empty_like(n) for _ in range(world_size())]
-    _collective("all_gather", n, lambda: dist.all_gather(counts, n))
+    collective("all_gather", n, lambda: dist.all_gather(counts, n))
     longest = max(1, *(int(c) for c in counts))  # never a 0-element collective
     padded = torch.zeros(longest, dtype=values.dtype, device=dev)
     padded[: values.numel()] = values.to(dev)
     parts = [torch.empty_like(padded) for _ in counts]
-    _collective("all_gather", padded, lambda: dist.all_gather(parts, padded))
+    collective("all_gather", padded, lambda: dist.all_gather(parts, padded))
     return torch.cat([p[: int(c)] for p, c in zip(parts, counts)]).to(values.device)
-
-
-def _comm_device() -> torch.device:
-    """Where tensors of our own making must live for the backend (NCCL: this GPU)."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
