@@ -31,9 +31,11 @@ def evaluate(env: VecEnv, policy, obs_normalizer=None, deterministic: bool = Tru
     low = getattr(space, "low", None)
     bounds = None if low is None else (torch.as_tensor(space.low, device=dev),
                                        torch.as_tensor(space.high, device=dev))
+    family = policy.family
+    pick = family.mode if deterministic else family.sample
     for step in range(max_steps):
         x = obs_normalizer(obs) if obs_normalizer is not None else obs
-        action, _, _ = policy.act(x, deterministic=deterministic)
+        action = pick(policy.dist_params(x))  # no log-prob: evaluation only acts
         if bounds is not None:
             action = action.clamp(*bounds)
         out = env.step(action)
