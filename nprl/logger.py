@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -21,6 +22,8 @@ class Logger:
 
     def __init__(self, run_dir: Path, total_steps: int, progress: bool = True,
                  initial_steps: int = 0, purge_step: int | None = None) -> None:
+        if purge_step is not None:
+            _wait_for_a_later_second(run_dir)
         self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
         show = progress and sys.stderr.isatty()
         self.bar = tqdm(total=total_steps, initial=initial_steps, unit="step", disable=not show,
@@ -47,3 +50,17 @@ class Logger:
         self.bar.close()
         self.writer.flush()
         self.writer.close()
+
+
+def _wait_for_a_later_second(run_dir: Path) -> None:
+    """Sleep (at most a second) until a new event file would sort after every existing one.
+
+    Readers replay a run's event files in name order, and the name is
+    ``events.out.tfevents.<whole seconds>.<host>.<pid>.<counter>``: two files made in the
+    same second order by pid and counter as *strings* ("10" < "9"), so a resumed run's file
+    could be read before the one it purges, and the purge would miss the steps it must drop.
+    """
+    stamps = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")
+              if p.name.split(".")[3].isdigit()]
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.05)

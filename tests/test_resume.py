@@ -217,3 +217,25 @@ def test_ctrl_c_finishes_the_update_checkpoints_and_raises(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
     resumed = resume_trainer(trainer.run_dir, progress=False).run()
     assert resumed.steps == SHORT["steps"]
+
+
+def test_resumed_log_purges_even_when_its_file_name_sorts_first(tmp_path, monkeypatch):
+    # Event files made in the same second order by their counter as strings ("10" < "9"):
+    # the resumed file must still be read after the one it purges.
+    from tensorboard.summary.writer import event_file_writer
+
+    from nprl.logger import Logger
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
+    first = Logger(tmp_path, 100, progress=False)
+    for step in (1, 2, 3, 4):
+        first.scalars("train", {"kl": float(step)}, step)
+    first.close()
+    second = Logger(tmp_path, 100, progress=False, initial_steps=2, purge_step=3)
+    for step in (3, 4, 5):
+        second.scalars("train", {"kl": 10.0 * step}, step)
+    second.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/kl")] == [
+        (1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0), (5, 50.0)]
