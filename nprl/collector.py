@@ -75,14 +75,17 @@ class Collector:
         raw_obs, final_obs, rewards, terminated, truncated, actions, params = (
             [], [], [], [], [], [], [])
         obs = self.obs
-        for _ in range(self.n_steps):
-            dist_params = policy.dist_params(norm(obs))
-            action = policy.family.sample(dist_params)
-            step = env.step(action.clamp(self._low, self._high) if self._box else action)
-            raw_obs.append(obs), actions.append(action), params.append(dist_params)
-            rewards.append(step.reward), final_obs.append(step.final_obs)
-            terminated.append(step.terminated), truncated.append(step.truncated)
-            obs = step.obs
+        # Inference mode skips autograd's per-op bookkeeping (~15% of a CPU env step).
+        # Its tensors are read-only outside it; the stacks below are ordinary tensors.
+        with torch.inference_mode():
+            for _ in range(self.n_steps):
+                dist_params = policy.dist_params(norm(obs))
+                action = policy.family.sample(dist_params)
+                step = env.step(action.clamp(self._low, self._high) if self._box else action)
+                raw_obs.append(obs), actions.append(action), params.append(dist_params)
+                rewards.append(step.reward), final_obs.append(step.final_obs)
+                terminated.append(step.terminated), truncated.append(step.truncated)
+                obs = step.obs
         self.obs = obs
         stack = torch.stack
         rewards_t, term_t, trunc_t = stack(rewards), stack(terminated), stack(truncated)

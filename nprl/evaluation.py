@@ -17,7 +17,7 @@ class EvalResult:
     lengths: list[int]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping per op (~15% of a CPU env step)
 def evaluate(env: VecEnv, policy, obs_normalizer=None, deterministic: bool = True,
              seed: int | None = None, max_steps: int = 100_000) -> EvalResult:
     """Run exactly one episode in each of ``env.num_envs`` envs (extra steps of envs that

@@ -5,7 +5,8 @@ For each of CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 an
 Pendulum-v1, at 1, 16, 256 and 4,096 envs, it times
 
 - ``nprl``  ``TORCH_ENVS[id](n)``, the torch env ``make_env`` returns (SAME_STEP auto-reset
-            inside the step, float32);
+            inside the step, float32), stepped under ``torch.inference_mode()`` as the
+            collector and the evaluation step it;
 - ``gym``   ``gymnasium.make_vec(id, n)``: ``vectorization_mode="vector_entry_point"`` for
             the ids gymnasium 1.4 registers a numpy-vectorised env for (only CartPole of
             these five), ``"sync"`` (a Python loop over ``n`` envs) otherwise; gymnasium's
@@ -29,6 +30,7 @@ MountainCarContinuous and Pendulum, and ≥ 1× gym's vectorised CartPole.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -88,12 +90,17 @@ def gym_stepper(env_id: str, n: int, seed: int) -> Callable[[int], object]:
 def measure(env_id: str, n: int, rounds: int, block: float, seed: int) -> tuple[float, float]:
     """Best env-steps/s of (nprl, gym) over ``rounds`` interleaved blocks."""
     steppers = {"nprl": nprl_stepper(env_id, n, seed), "gym": gym_stepper(env_id, n, seed)}
-    for step in steppers.values():  # warm-up
-        time_block(step, block / 4)
+    # nprl's envs step as the collector and the evaluation loop step them: inside
+    # torch.inference_mode(), which skips autograd's per-op bookkeeping (numpy has none).
+    modes = {"nprl": torch.inference_mode, "gym": contextlib.nullcontext}
+    for name, step in steppers.items():  # warm-up
+        with modes[name]():
+            time_block(step, block / 4)
     best = dict.fromkeys(steppers, 0.0)
     for _ in range(rounds):
         for name, step in steppers.items():
-            seconds, count = time_block(step, block)
+            with modes[name]():
+                seconds, count = time_block(step, block)
             best[name] = max(best[name], n * count / seconds)
     return best["nprl"], best["gym"]
 

@@ -7,7 +7,9 @@ import torch
 from torch import Tensor
 
 from nprl.agents.minibatch import MinibatchSampler
+from nprl.agents.mlp_regression import MLPRegression
 from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_moments
+from nprl.policies import ActorCritic
 
 
 def adam(params: list[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
@@ -37,27 +39,45 @@ class CriticTrainer:
         self.optimizer = adam(self.params, lr)
         self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
         self.skipped = 0  # minibatches of the last ``fit`` whose gradient was not finite
+        # The hand-written gradient when the critic is a plain MLP reading obs as they
+        # come (~3× cheaper per step on a CPU); autograd otherwise.
+        critic = getattr(policy, "critic", None)
+        plain_value = getattr(type(policy), "value", None) is ActorCritic.value
+        self._mlp = MLPRegression.build(critic, self.params) if plain_value else None
+
+    def _loss_and_grad(self, obs: Tensor, returns: Tensor, by_hand: bool) -> tuple[Tensor, Tensor]:
+        """(loss, finite): the minibatch loss, its gradient in ``.grad`` (mean over ranks)."""
+        if by_hand:
+            loss = self._mlp.loss_and_grad(obs, returns)
+            all_reduce_mean_([self._mlp.flat_grad])
+            # One sum instead of an elementwise test: a NaN or ±inf anywhere makes it
+            # non-finite (so does a sum overflowing float range: skipped too).
+            return loss, torch.isfinite(self._mlp.flat_grad.sum().add_(loss))
+        loss = (self.policy.value(obs) - returns).pow(2).mean()
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        grads = [p.grad for p in self.params]
+        all_reduce_mean_(grads)
+        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        return loss.detach(), finite & torch.isfinite(loss)
 
     def fit(self, obs: Tensor, returns: Tensor, shape: tuple[int, ...] | None = None) -> float:
         """Regress V(obs) on returns; the mean squared error of the last epoch.
         shape: the batch's (T, N) before flattening (minibatches stratified by env)."""
         losses, self.skipped = [], 0
         sampler = MinibatchSampler(shape or (len(obs),), self.minibatches, obs.device)
+        by_hand = self._mlp is not None and obs.dim() == 2 and self._mlp.applies()
         for _ in range(self.epochs):
             losses.clear()
             for idx in sampler.epoch():
-                loss = (self.policy.value(obs[idx]) - returns[idx]).pow(2).mean()
-                self.optimizer.zero_grad(set_to_none=False)
-                loss.backward()
-                grads = [p.grad for p in self.params]
-                all_reduce_mean_(grads)
-                if not all(bool(torch.isfinite(g).all()) for g in [*grads, loss.detach()]):
+                loss, finite = self._loss_and_grad(obs[idx], returns[idx], by_hand)
+                if not bool(finite):
                     self.skipped += 1
                     continue  # a non-finite gradient is skipped, never applied
                 if self.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
                 self.optimizer.step()
-                losses.append(loss.detach())
+                losses.append(loss)
         return float(all_reduce_mean(torch.stack(losses).mean())) if losses else float("nan")
 
     def state_dict(self) -> dict:
@@ -65,3 +85,4 @@ class CriticTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+

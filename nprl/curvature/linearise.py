@@ -49,10 +49,10 @@ BACKENDS = ("auto", "mlp", "autograd")
 _CUT_RATIO = 128
 
 
-_ACTIVATIONS = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Identity)
+ACTIVATIONS = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 
-def _act_and_derivative(m: nn.Module, z: Tensor) -> tuple[Tensor, Tensor | None] | None:
+def activation_and_derivative(m: nn.Module, z: Tensor) -> tuple[Tensor, Tensor | None] | None:
     """(activation(z), d activation/dz) for a supported elementwise module, else None.
 
     The derivative is None for the identity. Conventions at kinks match autograd's
@@ -71,7 +71,8 @@ def _act_and_derivative(m: nn.Module, z: Tensor) -> tuple[Tensor, Tensor | None]
     if kind is nn.LeakyReLU:
         slope = float(m.negative_slope)
         pos = z > 0
-        return F.leaky_relu(z, slope), torch.where(pos, 1.0, slope).to(z.dtype)
+        # (not torch.where(pos, 1.0, slope): scalars make float32, rounding the slope)
+        return F.leaky_relu(z, slope), torch.full_like(z, slope).masked_fill_(pos, 1.0)
     if kind is nn.ELU:
         alpha = float(m.alpha)
         y = F.elu(z, alpha)
@@ -81,7 +82,7 @@ def _act_and_derivative(m: nn.Module, z: Tensor) -> tuple[Tensor, Tensor | None]
     return None
 
 
-def _plain(m: nn.Module) -> bool:
+def is_plain(m: nn.Module) -> bool:
     """No hooks that a hand-written forward pass would skip."""
     return not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
 
@@ -136,17 +137,17 @@ class MLPLinearisation:
         if type(policy).dist_params is not ActorCritic.dist_params:
             return None
         actor = policy.actor
-        if type(actor) is not nn.Sequential or not _plain(actor) or not _plain(policy):
+        if type(actor) is not nn.Sequential or not is_plain(actor) or not is_plain(policy):
             return None
         modules = list(actor)
         linears = [m for m in modules if type(m) is nn.Linear]
         expected: list[Tensor] = []
         for m in modules:
-            if not _plain(m):
+            if not is_plain(m):
                 return None
             if type(m) is nn.Linear:
                 expected += [m.weight] + ([m.bias] if m.bias is not None else [])
-            elif type(m) not in _ACTIVATIONS:
+            elif type(m) not in ACTIVATIONS:
                 return None
         log_std = policy.log_std
         if log_std is not None:
@@ -166,7 +167,7 @@ class MLPLinearisation:
                     derivs.append(None)
                     h = F.linear(h, m.weight, m.bias)
                 else:
-                    res = _act_and_derivative(m, h)
+                    res = activation_and_derivative(m, h)
                     assert res is not None
                     h, d = res
                     # (an activation before the first Linear acts on the constant input)

@@ -43,6 +43,8 @@ from nprl.envs.base import StepResult
 from nprl.envs.registry import TORCH_ENVS
 from nprl.errors import NprlError
 
+_INDEX_DTYPES = (torch.int64, torch.int32)
+
 
 def register(env_id: str) -> Callable[[type[TorchVecEnv]], type[TorchVecEnv]]:
     """Class decorator: make ``make_env(env_id, backend="auto"|"torch")`` pick the class."""
@@ -224,12 +226,14 @@ class TorchVecEnv:
 
     def _discrete(self, actions: Tensor) -> Tensor:
         """Discrete actions as an integer tensor [N] on the env's device."""
-        actions = torch.as_tensor(actions, device=self.device)
+        if not (type(actions) is Tensor and actions.dtype in _INDEX_DTYPES
+                and actions.device == self.device):  # (the common case costs one test)
+            actions = torch.as_tensor(actions, device=self.device)
+            if actions.dtype.is_floating_point or actions.dtype == torch.bool:
+                actions = actions.long()  # a bool tensor would index as a mask
         if actions.shape != self._batch_shape:
             raise NprlError(
                 f"{self.env_id}: expected actions of shape ({self.num_envs},), "
                 f"got {tuple(actions.shape)}"
             )
-        if actions.dtype.is_floating_point or actions.dtype == torch.bool:
-            actions = actions.long()  # a bool tensor would index as a mask
         return actions
