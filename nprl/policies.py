@@ -82,10 +82,14 @@ class ActorCritic(nn.Module):
 
     def dist_params(self, obs: Tensor) -> Tensor:
         """Flat distribution parameters [B, P] for observations [B, obs_dim]."""
-        out = self.actor(obs.flatten(1) if obs.dim() > 2 else obs)
+        return self.head(self.actor(obs.flatten(1) if obs.dim() > 2 else obs))
+
+    def head(self, actor_out: Tensor) -> Tensor:
+        """Distribution parameters from the actor MLP's output: the logits as they are;
+        for a Gaussian the mean, with the state-independent log-std appended."""
         if self.log_std is None:
-            return out
-        return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+            return actor_out
+        return torch.cat([actor_out, self.log_std.expand_as(actor_out)], dim=-1)
 
     def forward(self, obs: Tensor) -> Tensor:
         """The actor's output, ``dist_params`` (so ``torch.func.functional_call`` works)."""

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.minibatch import MinibatchSampler
-from nprl.agents.mlp_regression import MLPRegression
+from nprl.agents.mlp_grad import ManualMLP
 from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_moments
 from nprl.policies import ActorCritic
 
@@ -43,12 +43,12 @@ class CriticTrainer:
         # come (~3× cheaper per step on a CPU); autograd otherwise.
         critic = getattr(policy, "critic", None)
         plain_value = getattr(type(policy), "value", None) is ActorCritic.value
-        self._mlp = MLPRegression.build(critic, self.params) if plain_value else None
+        self._mlp = ManualMLP.build(critic, self.params) if plain_value else None
 
     def _loss_and_grad(self, obs: Tensor, returns: Tensor, by_hand: bool) -> tuple[Tensor, Tensor]:
         """(loss, finite): the minibatch loss, its gradient in ``.grad`` (mean over ranks)."""
         if by_hand:
-            loss = self._mlp.loss_and_grad(obs, returns)
+            loss = self._mlp.mse_and_grad(obs, returns)
             all_reduce_mean_([self._mlp.flat_grad])
             # One sum instead of an elementwise test: a NaN or ±inf anywhere makes it
             # non-finite (so does a sum overflowing float range: skipped too).

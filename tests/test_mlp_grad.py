@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nprl.agents.critic import CriticTrainer
-from nprl.agents.mlp_regression import MLPRegression
+from nprl.agents.mlp_grad import ManualMLP
 from nprl.policies import ActorCritic
 
 ACTS = [nn.Tanh, nn.ReLU, nn.ELU, nn.Sigmoid, lambda: nn.LeakyReLU(0.1), nn.Identity]
@@ -33,9 +33,9 @@ def test_gradient_matches_autograd(act, sizes, bias):
     x, y = torch.randn(37, sizes[0], dtype=torch.float64), torch.randn(37, dtype=torch.float64)
     reference = (model(x).squeeze(-1) - y).pow(2).mean()
     expected = torch.autograd.grad(reference, params)
-    mlp = MLPRegression.build(model, params)
+    mlp = ManualMLP.build(model, params)
     assert mlp is not None and mlp.applies()
-    loss = mlp.loss_and_grad(x, y)
+    loss = mlp.mse_and_grad(x, y)
     torch.testing.assert_close(loss, reference.detach(), rtol=1e-12, atol=1e-14)
     for p, g in zip(params, expected):
         torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
@@ -44,11 +44,10 @@ def test_gradient_matches_autograd(act, sizes, bias):
 def test_declines_what_it_cannot_do():
     model = net((4, 8, 1), nn.Tanh)
     params = list(model.parameters())
-    assert MLPRegression.build(net((4, 8, 2), nn.Tanh), None) is None  # two outputs
-    assert MLPRegression.build(nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 1)),
+    assert ManualMLP.build(nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 1)),
                                None) is None  # unsupported activation
-    assert MLPRegression.build(model, params[::-1]) is None  # parameters in another order
-    mlp = MLPRegression.build(model, params)
+    assert ManualMLP.build(model, params[::-1]) is None  # parameters in another order
+    mlp = ManualMLP.build(model, params)
     handle = params[0].register_hook(lambda g: g)
     assert not mlp.applies()  # a hook must run: autograd's turn
     handle.remove()
@@ -90,3 +89,49 @@ def test_non_finite_minibatch_is_skipped_by_hand_too():
     critic.fit(obs, returns, (64, 4))
     assert critic.skipped == 2  # the minibatch holding row 5, in each epoch
     assert all(bool(torch.isfinite(p).all()) for p in policy.critic_parameters())
+
+
+def synthetic_batch(policy, T=16, N=4, seed=3):
+    from nprl.batch import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(T, N, policy.obs_dim, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        params = policy.dist_params(obs.reshape(T * N, -1)).reshape(T, N, -1)
+        values = policy.value(obs.reshape(T * N, -1)).reshape(T, N)
+    actions = policy.family.sample(params)
+    log_probs = policy.family.log_prob(params, actions)
+    adv = torch.randn(T, N, generator=g, dtype=torch.float64)
+    zeros, false = torch.zeros(T, N, dtype=torch.float64), torch.zeros(T, N, dtype=torch.bool)
+    return Batch(obs, actions, log_probs, params, zeros, values, false, false, zeros,
+                 zeros[0], adv, values + adv)
+
+
+@pytest.mark.parametrize("action_space", ["discrete", "box"])
+@pytest.mark.parametrize("clip_vf", [None, 0.2])
+def test_ppo_update_by_hand_equals_autograd(action_space, clip_vf):
+    import gymnasium as gym
+
+    from nprl.agents.configs import PPOConfig
+    from nprl.agents.ppo import PPO
+
+    torch.manual_seed(2)
+    act = gym.spaces.Discrete(3) if action_space == "discrete" else gym.spaces.Box(-1, 1, (2,))
+    policy = ActorCritic(gym.spaces.Box(-1.0, 1.0, (5,)), act).double()
+    twin = copy.deepcopy(policy)
+    initial = [p.detach().clone() for p in policy.parameters()]
+    cfg = PPOConfig(lr=1e-3, n_epochs=3, n_minibatches=2, clip_range_vf=clip_vf,
+                    ent_coef=0.01, max_grad_norm=0.5)
+    fast, slow = PPO(policy, cfg), PPO(twin, cfg)
+    slow._actor = None  # the autograd path
+    assert fast._by_hand(torch.zeros(2, 5, dtype=torch.float64))
+    batch = synthetic_batch(policy)
+    torch.manual_seed(9)
+    a = fast.update(batch)
+    torch.manual_seed(9)
+    b = slow.update(batch)
+    for key in ("policy_loss", "value_loss", "entropy", "kl", "clip_fraction"):
+        assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12), key
+    for p, q in zip(policy.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-11)
+    assert not torch.equal(initial[0], next(policy.parameters()))  # the update did move
