@@ -82,14 +82,10 @@ class ActorCritic(nn.Module):
 
     def dist_params(self, obs: Tensor) -> Tensor:
         """Flat distribution parameters [B, P] for observations [B, obs_dim]."""
-        return self.head(self.actor(obs.flatten(1) if obs.dim() > 2 else obs))
-
-    def head(self, actor_out: Tensor) -> Tensor:
-        """Distribution parameters from the actor MLP's output: the logits as they are;
-        for a Gaussian the mean, with the state-independent log-std appended."""
+        out = self.actor(obs.flatten(1) if obs.dim() > 2 else obs)
         if self.log_std is None:
-            return actor_out
-        return torch.cat([actor_out, self.log_std.expand_as(actor_out)], dim=-1)
+            return out
+        return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
 
     def forward(self, obs: Tensor) -> Tensor:
         """The actor's output, ``dist_params`` (so ``torch.func.functional_call`` works)."""

@@ -1,8 +1,8 @@
-"""Gradients of plain MLPs written out by hand, for the first-order inner loops.
+"""The critic's least-squares gradient, written out by hand for plain MLPs.
 
-The critic fit and PPO take many small Adam steps (e.g. 15 epochs × 4 minibatches of
-256 rows per update). On a CPU, autograd's per-node bookkeeping costs more than the
-arithmetic of a 64×64 network: a forward and backward pass of the critic measured
+The critic fit of the natural-gradient agents is many small Adam steps (e.g. 15 epochs ×
+4 minibatches of 256 rows per update). On a CPU, autograd's per-node bookkeeping costs
+more than the arithmetic of a 64×64 network: a forward and backward pass measured
 ~320 µs, the same matmuls written out ~90 µs. For a network that is an ``nn.Sequential``
 of Linear layers and elementwise activations (what ``nprl.policies.mlp`` builds):
 
@@ -10,11 +10,13 @@ of Linear layers and elementwise activations (what ``nprl.policies.mlp`` builds)
     backward: given g_L = ∂L/∂out,   dW_l = g_lᵀ a_{l-1},   db_l = Σ_b g_l,
               g_{l-1} = (g_l W_l) ⊙ σ'(z_{l-1})
 
-Only the loss on the network's *outputs* goes through autograd (a graph of a few
-elementwise ops); the reverse pass through the layers is the matmuls above. Gradients
+and for the mean squared error g_L = 2 (out − y) / B needs no autograd at all. Gradients
 land in one flat buffer whose slices are the parameters' ``.grad`` (a finiteness check is
-one reduction). Any other network, or one with hooks, falls back to plain autograd in
-the callers; the two agree to float64 round-off (tests/test_mlp_grad.py).
+one reduction). Any other network, or one with hooks, falls back to autograd in
+``CriticTrainer``; the two agree to float64 round-off (tests/test_mlp_grad.py).
+
+(PPO was tried too: with autograd still needed for the clipped loss on the outputs, the
+hand-written reverse pass saved nothing measurable, so PPO stays on autograd.)
 """
 
 from __future__ import annotations

@@ -15,11 +15,9 @@ from torch import Tensor
 from nprl.agents.configs import PPOConfig
 from nprl.agents.critic import adam, explained_variance
 from nprl.agents.minibatch import MinibatchSampler
-from nprl.agents.mlp_grad import ManualMLP
 from nprl.agents.natural import normalize
 from nprl.batch import Batch
 from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_mean_std_each
-from nprl.policies import ActorCritic
 
 
 class PPO:
@@ -30,49 +28,17 @@ class PPO:
         self.params = policy.actor_parameters() + policy.critic_parameters()
         self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
-        # Reverse passes through the MLPs by hand when the policy is a plain ActorCritic
-        # (~2× cheaper per minibatch on a CPU); autograd does only the loss on their outputs.
-        plain = all(getattr(type(policy), f, None) is getattr(ActorCritic, f)
-                    for f in ("dist_params", "value"))
-        self._actor = ManualMLP.build(getattr(policy, "actor", None),
-                                      list(policy.actor.parameters())) if plain else None
-        self._critic = ManualMLP.build(getattr(policy, "critic", None),
-                                       policy.critic_parameters()) if plain else None
 
-    def _by_hand(self, obs: Tensor) -> bool:
-        return (self._actor is not None and self._critic is not None and obs.dim() == 2
-                and self._actor.applies() and self._critic.applies())
-
-    def _loss_and_grad(self, mb, family, adv_moments, by_hand: bool
-                       ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The minibatch loss and its statistics; its gradient in every ``.grad``."""
-        self.optimizer.zero_grad(set_to_none=False)
-        if not by_hand:
-            loss, stats = self._loss(self.policy.dist_params(mb.obs), self.policy.value(mb.obs),
-                                     mb, family, adv_moments)
-            loss.backward()
-            return loss, stats
-        assert self._actor is not None and self._critic is not None
-        actor_out = self._actor.forward(mb.obs).requires_grad_()
-        values = self._critic.forward(mb.obs)[:, 0].detach().requires_grad_()
-        log_std = self.policy.log_std
-        loss, stats = self._loss(self.policy.head(actor_out), values, mb, family, adv_moments)
-        loss.backward(inputs=[actor_out, values] + ([log_std] if log_std is not None else []))
-        self._actor.backward(actor_out.grad)
-        self._critic.backward(values.grad.unsqueeze(-1))
-        return loss, stats
-
-    def _loss(self, params: Tensor, values: Tensor, mb, family, adv_moments
-              ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The PPO loss of the policy's outputs on a minibatch: distribution parameters
-        [B, P] and values [B]."""
+    def _loss(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.cfg
+        params = self.policy.dist_params(mb.obs)
         log_ratio = family.log_prob(params, mb.actions) - mb.log_probs
         ratio = log_ratio.exp()
         adv = normalize(mb.advantages, adv_moments) if cfg.normalize_advantage \
             else mb.advantages
         clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
         pg_loss = -torch.min(ratio * adv, clipped * adv).mean()
+        values = self.policy.value(mb.obs)
         v_err = (values - mb.returns).pow(2)
         if cfg.clip_range_vf is not None:
             v_clip = mb.values + (values - mb.values).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
@@ -97,7 +63,6 @@ class PPO:
         history: list[dict[str, Tensor]] = []
         skipped, stop = 0, False
         sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
-        by_hand = self._by_hand(s.obs)
         for _ in range(cfg.n_epochs):
             parts = sampler.epoch()
             # every minibatch's advantage moments over all ranks, in one collective
@@ -106,7 +71,9 @@ class PPO:
             for idx, adv_moments in zip(parts, moments):
                 # one minibatch is the whole batch: its order does not matter
                 mb = s if cfg.n_minibatches == 1 else s.index(idx)
-                loss, stats = self._loss_and_grad(mb, family, adv_moments, by_hand)
+                loss, stats = self._loss(mb, family, adv_moments)
+                self.optimizer.zero_grad(set_to_none=False)
+                loss.backward()
                 grads = [p.grad for p in self.params]
                 all_reduce_mean_(grads)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
