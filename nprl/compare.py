@@ -7,9 +7,11 @@ Layout (``tensorboard --logdir`` on the top directory overlays the curves by age
         <agent>/seed<k>/            one nprl run (event files, checkpoints, outcome.json)
         summary.md  summary.csv  runs.csv  curves.png
 
-Everything is checked before the directory is created, so bad input leaves nothing
-behind. The summary is computed from the run directories alone (``nprl.rundata``), the
-same way ``nprl plot`` does, so the two always agree.
+The runs go to a local process pool (``nprl.pool``, the default) or, with
+``backend="ray"``, to Ray tasks (``nprl.ray_pool``); both write the same layout.
+Everything is checked before the directory is created (Ray connected too), so bad input
+leaves nothing behind. The summary is computed from the run directories alone
+(``nprl.rundata``), the same way ``nprl plot`` does, so the two always agree.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,13 +44,17 @@ class CompareResult:
     interrupted: bool = False
 
 
+BACKENDS = ("local", "ray")
+
+
 def validate(agents: list[str], env_id: str, seeds: list[int], steps: int | None = None,
-             overrides: dict[str, Any] | None = None, workers: int | None = None) -> dict:
+             overrides: dict[str, Any] | None = None, workers: int | None = None,
+             backend: str = "local", address: str | None = None) -> dict:
     """Check everything a comparison needs; returns {agent: resolved Config}.
 
     Raises NprlError (unknown agent with a did-you-mean, unknown env id, no or negative
-    or repeated seeds, bad worker count, any config key or value) before anything is
-    written."""
+    or repeated seeds, bad worker count, unknown backend or an address without Ray, any
+    config key or value) before anything is written."""
     from nprl.agents import AGENTS
     from nprl.config import resolve
     from nprl.envs import check_env_id
@@ -62,6 +69,10 @@ def validate(agents: list[str], env_id: str, seeds: list[int], steps: int | None
         raise NprlError(f"seeds {seeds}: expected distinct integers ≥ 0")
     if workers is not None and workers < 1:
         raise NprlError(f"--workers {workers}: expected a positive integer")
+    if backend not in BACKENDS:
+        raise NprlError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise NprlError(f"--address {address}: only with --backend ray")
     for agent in agents:  # agents first: a typo there is the likeliest mistake
         if agent not in AGENTS:
             raise NprlError(f"unknown agent {agent!r}{did_you_mean(agent, AGENTS)}; "
@@ -98,31 +109,52 @@ def new_dir(parent: Path, name: str) -> Path:
 
 def compare(agents: list[str], env_id: str, seeds: list[int], steps: int | None = None,
             workers: int | None = None, overrides: dict[str, Any] | None = None,
-            logdir: str | Path = "runs", progress: bool | None = None) -> CompareResult:
-    """Train every agent with every seed on ``env_id`` and summarise; see module doc."""
+            logdir: str | Path = "runs", progress: bool | None = None,
+            backend: str = "local", address: str | None = None) -> CompareResult:
+    """Train every agent with every seed on ``env_id`` and summarise; see module doc.
+    ``backend``: "local" (a process pool, the default) or "ray" (Ray tasks on a local Ray,
+    or on the cluster at ``address``; see ``nprl.ray_pool``)."""
     overrides = dict(overrides or {})
-    configs = validate(agents, env_id, seeds, steps, overrides, workers)
-    out_dir = new_dir(Path(logdir) / "compare", env_id)
-    jobs = make_jobs(configs, seeds, out_dir, steps, overrides)
-    manifest = {"agents": agents, "env_id": env_id, "seeds": seeds, "steps": steps,
-                "overrides": overrides}
-    return execute(jobs, out_dir, workers, progress, manifest)
+    configs = validate(agents, env_id, seeds, steps, overrides, workers, backend, address)
+    with connect(backend, workers, address):  # Ray missing or unreachable: nothing written
+        out_dir = new_dir(Path(logdir) / "compare", env_id)
+        jobs = make_jobs(configs, seeds, out_dir, steps, overrides)
+        manifest = {"agents": agents, "env_id": env_id, "seeds": seeds, "steps": steps,
+                    "overrides": overrides}
+        return execute(jobs, out_dir, workers, progress, manifest, backend, address)
+
+
+def connect(backend: str, workers: int | None, address: str | None
+            ) -> AbstractContextManager[Any]:
+    """For the whole comparison: Ray connected (``nprl.ray_pool.session``), or nothing."""
+    if backend != "ray":
+        return nullcontext()
+    from nprl.ray_pool import session
+
+    return session(workers or default_workers(), address)
 
 
 def execute(jobs: list[Job], out_dir: Path, workers: int | None = None,
-            progress: bool | None = None, manifest: dict[str, Any] | None = None
-            ) -> CompareResult:
-    """Run ``jobs`` (their run directories under ``out_dir``), record every outcome, then
-    write the summary and curves of whatever finished. Shared with ``scripts/``."""
+            progress: bool | None = None, manifest: dict[str, Any] | None = None,
+            backend: str = "local", address: str | None = None) -> CompareResult:
+    """Run ``jobs`` (their run directories under ``out_dir``) on ``backend``, record every
+    outcome, then write the summary and curves of whatever finished. Shared with
+    ``scripts/``."""
     from nprl.board import Board
 
     workers = workers or default_workers()
     record = {**(manifest or {}), "command": " ".join(sys.argv), "workers": workers,
+              "backend": backend, "address": address,
               "started": datetime.now().isoformat(timespec="seconds"), "machine": machine()}
     (out_dir / "compare.json").write_text(json.dumps(record, indent=2) + "\n")
     board = Board({job.key: job.total_steps for job in jobs}, progress)
     try:
-        outcomes, interrupted = run_jobs(jobs, workers, board)
+        if backend == "ray":
+            from nprl import ray_pool
+
+            outcomes, interrupted = ray_pool.run_jobs(jobs, workers, board, address)
+        else:
+            outcomes, interrupted = run_jobs(jobs, workers, board)
     finally:
         board.close()
     for job in jobs:

@@ -21,8 +21,9 @@ def register(subparsers: Any) -> None:
     c = subparsers.add_parser(
         "compare", help="train several agents × seeds in parallel; summary table and curves",
         description="Train every AGENT with every seed on ENV in parallel worker processes "
-                    "(one thread each), then write summary.md/.csv, runs.csv and curves.png "
-                    "under <logdir>/compare/<env>-<timestamp>/. Exit code 1 if a run failed.",
+                    "or Ray tasks (one thread each), then write summary.md/.csv, runs.csv "
+                    "and curves.png under <logdir>/compare/<env>-<timestamp>/. Exit code 1 "
+                    "if a run failed.",
         epilog=EPILOG)
     c.add_argument("agents", nargs="+", metavar="AGENT", help=f"algorithms: {', '.join(AGENTS)}")
     c.add_argument("--env", required=True, help="gymnasium id, e.g. CartPole-v1")
@@ -31,6 +32,13 @@ def register(subparsers: Any) -> None:
     seeds.add_argument("--seed-list", metavar="S,S,...", help="explicit seeds, e.g. 0,1,2")
     c.add_argument("--steps", type=int, help="env-step budget per run (preset)")
     c.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    c.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where runs go: local process pool (default) or Ray tasks "
+                        "(pip install 'nprl[ray]')")
+    c.add_argument("--address", metavar="ADDR",
+                   help="with --backend ray: join the Ray cluster at ADDR (host:port, "
+                        "ray://host:port or auto) instead of starting a local Ray; "
+                        "--logdir must then be on a filesystem every node shares")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key for every run, e.g. --set n_envs=4")
     c.add_argument("--logdir", default="runs", help="root directory (runs)")
@@ -70,7 +78,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise NprlError(f"--steps {args.steps}: expected a positive integer")
     result = compare(args.agents, args.env, seeds, args.steps, args.workers,
-                     parse_sets(args.set), args.logdir, False if args.no_progress else None)
+                     parse_sets(args.set), args.logdir, False if args.no_progress else None,
+                     args.backend, args.address)
     print_summary(result.summary, result.out_dir)
     if result.interrupted:
         raise KeyboardInterrupt

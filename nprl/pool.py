@@ -6,6 +6,8 @@
   caught in two broken pools is "failed" with "worker process died".
 - Ctrl-C: workers ignore SIGINT, the parent terminates them and marks every unfinished
   job "interrupted"; what finished is kept, and the caller still writes its summary.
+
+``nprl.ray_pool`` (``--backend ray``) keeps the same contract with the helpers below.
 """
 
 from __future__ import annotations
@@ -59,29 +61,22 @@ def run_jobs(jobs: list[Job], workers: int, board: Board) -> tuple[dict[str, Out
                 not_done = set(futures)
                 while not_done:
                     done, not_done = wait(not_done, timeout=0.2, return_when=FIRST_COMPLETED)
-                    _drain(progress, board, started)
+                    drain(progress, board, started)
                     for future in done:
                         job = futures[future]
                         try:
-                            outcomes[job.key] = Outcome(*future.result())
+                            outcome: Outcome | None = Outcome(*future.result())
                         except BrokenProcessPool:
-                            attempts[job.key] += 1
-                            if attempts[job.key] < MAX_ATTEMPTS:
-                                pending.append(job)
-                                shutil.rmtree(job.run_dir, ignore_errors=True)
-                                continue
-                            outcomes[job.key] = Outcome(
-                                "failed", "worker process died (killed, out of memory or "
-                                "crashed) in two attempts")
-                        board.finish(job.key, outcomes[job.key].status, outcomes[job.key].error)
+                            outcome = retry_or_fail(job, attempts)
+                        if outcome is None:
+                            pending.append(job)
+                        else:
+                            finish(job, outcome, outcomes, board)
                 pool.shutdown(wait=True)
                 pool = None
     except KeyboardInterrupt:
         _terminate(pool)
-        for job in jobs:
-            if job.key not in outcomes:
-                outcomes[job.key] = Outcome("interrupted", "stopped by Ctrl-C" if job.key in
-                                            started else "not started (Ctrl-C)")
+        mark_interrupted(jobs, outcomes, started)
         return outcomes, True
     finally:
         progress.close()
@@ -89,8 +84,34 @@ def run_jobs(jobs: list[Job], workers: int, board: Board) -> tuple[dict[str, Out
     return outcomes, False
 
 
-def _drain(progress: Any, board: Board, started: set[str]) -> None:
-    """Forward every queued worker message to the display; note which jobs started."""
+def retry_or_fail(job: Job, attempts: Counter[str]) -> Outcome | None:
+    """The worker running ``job`` died: None = run it again from a cleared run directory
+    (the first time), else its "failed" outcome."""
+    attempts[job.key] += 1
+    if attempts[job.key] < MAX_ATTEMPTS:
+        shutil.rmtree(job.run_dir, ignore_errors=True)
+        return None
+    return Outcome("failed", "worker process died (killed, out of memory or crashed) in "
+                   "two attempts")
+
+
+def finish(job: Job, outcome: Outcome, outcomes: dict[str, Outcome], board: Board) -> None:
+    """Record ``job``'s final outcome and show it."""
+    outcomes[job.key] = outcome
+    board.finish(job.key, outcome.status, outcome.error)
+
+
+def mark_interrupted(jobs: list[Job], outcomes: dict[str, Outcome], started: set[str]) -> None:
+    """After Ctrl-C: every job without an outcome is "interrupted" (running or queued)."""
+    for job in jobs:
+        if job.key not in outcomes:
+            outcomes[job.key] = Outcome("interrupted", "stopped by Ctrl-C" if job.key in
+                                        started else "not started (Ctrl-C)")
+
+
+def drain(progress: Any, board: Board, started: set[str]) -> None:
+    """Forward every queued worker message to the display; note which jobs started.
+    ``progress`` is any queue whose ``get_nowait`` raises ``queue.Empty`` when empty."""
     while True:
         try:
             msg = progress.get_nowait()

@@ -224,6 +224,7 @@ BAD = [
     ([*C, "--workers", "0"], "--workers 0: expected a positive integer"),
     ([*C, "--steps", "0"], "--steps 0: expected a positive integer"),
     ([*C, "--set", "max_kll=1"], "unknown config key 'max_kll'"),
+    ([*C, "--address", "auto"], "--address auto: only with --backend ray"),
 ]
 
 
@@ -234,6 +235,16 @@ def test_bad_compare_input_is_one_line_exit_2_and_creates_nothing(argv, message,
     assert main([*argv, "--logdir", str(logdir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+    assert not logdir.exists()
+
+
+def test_ray_backend_without_ray_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, installed or not
+    logdir = tmp_path / "runs"
+    assert main([*C, "--backend", "ray", "--logdir", str(logdir)]) == 2
+    err = capsys.readouterr().err
+    assert err == "nprl: error: --backend ray needs Ray: pip install 'nprl[ray]'\n"
     assert not logdir.exists()
 
 
