@@ -56,6 +56,7 @@ def run_peer(agent: str, seed: int, budget: int, eval_every: int) -> tuple[int |
             kwargs[key] = lambda progress, s=start: progress * s
     env = make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], seed=seed)
     eval_env = gym.make("CartPole-v1")
+    eval_env.reset(seed=seed)  # evaluation episodes reproducible from the seed, as nprl's
 
     class SolveCallback(BaseCallback):
         def __init__(self) -> None:
