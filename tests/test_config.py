@@ -10,9 +10,17 @@ from nprl.errors import NprlError
 
 
 def test_layers_in_order(tmp_path):
-    # agents/trpo.toml [env."CartPole-v1"] sets max_kl = 0.03 over [defaults] 0.01
+    # agents/trpo.toml's [env."CartPole-v1"] max_kl overrides its [defaults] one
+    import tomllib
+
+    from nprl.presets import preset_dir
+
+    table = tomllib.loads((preset_dir("agents") / "trpo.toml").read_text())
+    tuned, default = table["env"]["CartPole-v1"]["max_kl"], table["defaults"]["max_kl"]
+    assert tuned != default
     base = resolve("trpo", "CartPole-v1")
-    assert base.agent.max_kl == 0.03 and base.run.solved_threshold == 475.0
+    assert base.agent.max_kl == tuned and base.run.solved_threshold == 475.0
+    assert resolve("trpo", "Acrobot-v1").agent.max_kl == default
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text("max_kl = 0.02\nn_envs = 4\n")
     with_file = resolve("trpo", "CartPole-v1", config_file=cfg_file)
