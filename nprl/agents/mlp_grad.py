@@ -22,10 +22,9 @@ hand-written reverse pass saved nothing measurable, so PPO stays on autograd.)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nprl.curvature.linearise import ACTIVATIONS, activation_and_derivative, is_plain
+from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters
 
 
 class ManualMLP:
@@ -48,19 +47,11 @@ class ManualMLP:
         """The hand-written path for ``net``, or None when it does not apply: not a
         hook-free Sequential of Linear + supported activations, or ``params`` not
         exactly its weights and biases in order."""
-        if type(net) is not nn.Sequential or not is_plain(net):
-            return None
-        modules = list(net)
-        expected: list[Tensor] = []
-        for m in modules:
-            if not is_plain(m) or (type(m) is not nn.Linear and type(m) not in ACTIVATIONS):
-                return None
-            if type(m) is nn.Linear:
-                expected += [m.weight] + ([m.bias] if m.bias is not None else [])
-        if not expected or len(expected) != len(params) or any(
+        expected = mlp_parameters(net) if net is not None else None
+        if expected is None or len(expected) != len(params) or any(
                 a is not b for a, b in zip(expected, params)):
             return None
-        return cls(modules, params)
+        return cls(list(net), params)  # type: ignore[arg-type]
 
     def applies(self) -> bool:
         """False while a hook is registered on the network or a parameter: autograd
@@ -69,23 +60,11 @@ class ManualMLP:
             p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
             for p in self.params)
 
-    @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """The network's output [B, out] for inputs [B, in], keeping what ``backward``
         needs. A tensor outside autograd: make it a leaf to differentiate a loss in it."""
-        self._inputs, self._derivs = [], []
-        h = x
-        for m in self.modules:
-            if type(m) is nn.Linear:
-                self._inputs.append(h)
-                self._derivs.append(None)
-                h = F.linear(h, m.weight, m.bias)
-            else:
-                h, d = activation_and_derivative(m, h)  # type: ignore[misc]
-                if d is not None and self._derivs:  # (before any Linear: a constant input)
-                    prev = self._derivs[-1]
-                    self._derivs[-1] = d if prev is None else prev * d
-        return h
+        out, self._inputs, self._derivs = cached_forward(self.modules, x)
+        return out
 
     @torch.no_grad()
     def backward(self, cotangent: Tensor) -> None:

@@ -87,6 +87,42 @@ def is_plain(m: nn.Module) -> bool:
     return not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
 
 
+def mlp_parameters(net: nn.Module) -> list[Tensor] | None:
+    """The weights and biases, in order, of a hook-free ``nn.Sequential`` of Linear layers
+    and supported activations with at least one Linear; None for any other network."""
+    if type(net) is not nn.Sequential or not is_plain(net):
+        return None
+    params: list[Tensor] = []
+    for m in net:
+        if not is_plain(m) or (type(m) is not nn.Linear and type(m) not in ACTIVATIONS):
+            return None
+        if type(m) is nn.Linear:
+            params += [m.weight] + ([m.bias] if m.bias is not None else [])
+    return params or None
+
+
+@torch.no_grad()
+def cached_forward(modules: list[nn.Module], x: Tensor
+                   ) -> tuple[Tensor, list[Tensor], list[Tensor | None]]:
+    """(output, inputs, derivs) of a network ``mlp_parameters`` accepts, without autograd:
+    inputs[l] = a_{l-1}, the input of Linear l; derivs[l] = D_l, the derivative of the
+    activations after Linear l (None where there are none)."""
+    h = x
+    inputs: list[Tensor] = []
+    derivs: list[Tensor | None] = []
+    for m in modules:
+        if type(m) is nn.Linear:
+            inputs.append(h)
+            derivs.append(None)
+            h = F.linear(h, m.weight, m.bias)
+        else:
+            h, d = activation_and_derivative(m, h)  # type: ignore[misc]
+            # (an activation before the first Linear acts on the constant input)
+            if d is not None and derivs:
+                derivs[-1] = d if derivs[-1] is None else derivs[-1] * d
+    return h, inputs, derivs
+
+
 class AutogradLinearisation:
     """J and Jᵀ of any ``policy.dist_params`` through a cached autograd graph."""
 
@@ -137,42 +173,19 @@ class MLPLinearisation:
         if type(policy).dist_params is not ActorCritic.dist_params:
             return None
         actor = policy.actor
-        if type(actor) is not nn.Sequential or not is_plain(actor) or not is_plain(policy):
+        expected = mlp_parameters(actor)
+        if expected is None or not is_plain(policy):
             return None
-        modules = list(actor)
-        linears = [m for m in modules if type(m) is nn.Linear]
-        expected: list[Tensor] = []
-        for m in modules:
-            if not is_plain(m):
-                return None
-            if type(m) is nn.Linear:
-                expected += [m.weight] + ([m.bias] if m.bias is not None else [])
-            elif type(m) not in ACTIVATIONS:
-                return None
         log_std = policy.log_std
         if log_std is not None:
             expected.append(log_std)
-        if not linears or len(expected) != len(params) or any(
-            a is not b for a, b in zip(expected, params)
-        ):
+        if len(expected) != len(params) or any(a is not b for a, b in zip(expected, params)):
             return None
-
+        modules = list(actor)
+        linears = [m for m in modules if type(m) is nn.Linear]
         with torch.no_grad():
-            h = (obs.flatten(1) if obs.dim() > 2 else obs).detach()
-            inputs: list[Tensor] = []  # a_{l-1}, the input of Linear l
-            derivs: list[Tensor | None] = []  # D_l: activation derivatives after Linear l
-            for m in modules:
-                if type(m) is nn.Linear:
-                    inputs.append(h)
-                    derivs.append(None)
-                    h = F.linear(h, m.weight, m.bias)
-                else:
-                    res = activation_and_derivative(m, h)
-                    assert res is not None
-                    h, d = res
-                    # (an activation before the first Linear acts on the constant input)
-                    if d is not None and derivs:
-                        derivs[-1] = d if derivs[-1] is None else derivs[-1] * d
+            h, inputs, derivs = cached_forward(
+                modules, (obs.flatten(1) if obs.dim() > 2 else obs).detach())
             n_mlp_out = h.shape[-1]
             out = h if log_std is None else torch.cat(
                 [h, log_std.detach().expand_as(h)], dim=-1
