@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from nprl.errors import NprlError
+from nprl.errors import NprlError, first_line
 
 
 class DistributedError(NprlError):
@@ -61,7 +61,7 @@ def collective(op: str, t: Tensor, fn: Callable[[], object]) -> None:
     try:
         fn()
     except RuntimeError as e:  # gloo/NCCL errors and DistBackendError are RuntimeErrors
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise DistributedError(
             f"rank {rank()} of {world_size()}: {op} failed — another rank died or did not "
             f"answer within the timeout (--set dist_timeout=SECONDS): {first}") from None

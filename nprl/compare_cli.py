@@ -17,6 +17,7 @@ def register(subparsers: Any) -> None:
     """Add the ``compare`` and ``plot`` subcommands to the ``nprl`` parser."""
     from nprl.agents import AGENTS
     from nprl.cli import EPILOG
+    from nprl.compare import BACKENDS
 
     c = subparsers.add_parser(
         "compare", help="train several agents × seeds in parallel; summary table and curves",
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     seeds.add_argument("--seed-list", metavar="S,S,...", help="explicit seeds, e.g. 0,1,2")
     c.add_argument("--steps", type=int, help="env-step budget per run (preset)")
     c.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    c.add_argument("--backend", choices=("local", "ray"), default="local",
+    c.add_argument("--backend", choices=BACKENDS, default="local",
                    help="where runs go: local process pool (default) or Ray tasks "
                         "(pip install 'nprl[ray]')")
     c.add_argument("--address", metavar="ADDR",

@@ -13,7 +13,7 @@ Every collective is counted and timed in ``comm_stats``, and a failed one raises
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -71,12 +71,7 @@ def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
     n = world_size()
     if n == 1:
         return
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    _reduce_sum_(flat).div_(n)
-    offset = 0
-    for t in tensors:
-        t.copy_(flat[offset : offset + t.numel()].view_as(t))
-        offset += t.numel()
+    _through_flat_(tensors, lambda flat: _reduce_sum_(flat).div_(n))
 
 
 def global_moments(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,12 +145,19 @@ def broadcast_(tensors: Sequence[Tensor]) -> None:
     if world_size() == 1 or not tensors:
         return
     with torch.no_grad():
-        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-        collective("broadcast", flat, lambda: dist.broadcast(flat, src=0))
-        offset = 0
-        for t in tensors:
-            t.copy_(flat[offset : offset + t.numel()].view_as(t))
-            offset += t.numel()
+        _through_flat_(tensors, lambda flat: collective(
+            "broadcast", flat, lambda: dist.broadcast(flat, src=0)))
+
+
+def _through_flat_(tensors: Sequence[Tensor], fn: Callable[[Tensor], object]) -> None:
+    """Apply the in-place collective ``fn`` to all ``tensors`` at once: concatenated into
+    one flat tensor (one message, not one per tensor), then copied back."""
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+    fn(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def spread(values: Tensor) -> Tensor:

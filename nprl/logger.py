@@ -60,7 +60,7 @@ def _wait_for_a_later_second(run_dir: Path) -> None:
     same second order by pid and counter as *strings* ("10" < "9"), so a resumed run's file
     could be read before the one it purges, and the purge would miss the steps it must drop.
     """
-    stamps = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")
-              if p.name.split(".")[3].isdigit()]
+    stamps = [int(stamp) for p in Path(run_dir).glob("events.out.tfevents.*")
+              if (stamp := p.name.split(".")[3]).isdigit()]
     while stamps and int(time.time()) <= max(stamps):
         time.sleep(0.05)

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from nprl import distributed as D
 from nprl.collector import EpisodeStats
 from nprl.distributed import DistributedError
+from nprl.errors import first_line
 
 
 class Parallel:
@@ -143,7 +144,7 @@ def _init_group(device: torch.device, timeout: float) -> torch.device:
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     except (ValueError, RuntimeError) as e:  # missing env vars, rendezvous timeout
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise DistributedError(
             f"cannot join the process group (WORLD_SIZE={os.environ.get('WORLD_SIZE')}, "
             f"RANK={os.environ.get('RANK')}; start with torchrun): {first}") from None

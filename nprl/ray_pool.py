@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nprl.board import Board
-from nprl.errors import NprlError
+from nprl.errors import NprlError, first_line
 from nprl.pool import Outcome, drain, finish, mark_interrupted, retry_or_fail
 from nprl.workers import FAULT_ENV, THREAD_ENV, Job, init_worker, run_job
 
@@ -66,7 +66,7 @@ def session(workers: int, address: str | None = None) -> Iterator[Any]:
         ray.init(address=address or "local", num_cpus=None if address else workers,
                  include_dashboard=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first_line(e, limit=None)
         raise NprlError(f"--address {address}: cannot connect to Ray: {first}"
                         if address else f"cannot start a local Ray: {first}") from None
     try:
