@@ -13,7 +13,7 @@ def test_layers_in_order(tmp_path):
     # agents/trpo.toml's [env."CartPole-v1"] max_kl overrides its [defaults] one
     import tomllib
 
-    from nprl.presets import preset_dir
+    from nprl.presets import env_presets, preset_dir
 
     table = tomllib.loads((preset_dir("agents") / "trpo.toml").read_text())
     tuned, default = table["env"]["CartPole-v1"]["max_kl"], table["defaults"]["max_kl"]
@@ -21,8 +21,6 @@ def test_layers_in_order(tmp_path):
     base = resolve("trpo", "CartPole-v1")
     assert base.agent.max_kl == tuned and base.run.solved_threshold == 475.0
     # a task without a TRPO table of its own falls back to [defaults]
-    from nprl.presets import env_presets
-
     untuned = next(e for e in env_presets() if e not in table["env"])
     assert resolve("trpo", untuned).agent.max_kl == default
     cfg_file = tmp_path / "c.toml"
