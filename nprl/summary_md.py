@@ -55,7 +55,7 @@ def agent_table(rows: list[AgentSummary]) -> str:
                    s.seconds_to_threshold_max, 1),
             num(s.steps_per_second, 0),
         ])
-    return _table(head, body)
+    return markdown_table(head, body)
 
 
 def run_table(runs: list[dict[str, object]]) -> str:
@@ -64,10 +64,11 @@ def run_table(runs: list[dict[str, object]]) -> str:
     body = [[f"`{r['run']}`", str(r["status"]), num(r["final_return"]), num(r["steps"], 0),
              num(r["seconds"], 1), num(r["steps_to_threshold"], 0),
              num(r["seconds_to_threshold"], 1), num(r["steps_per_second"], 0)] for r in runs]
-    return _table(head, body)
+    return markdown_table(head, body)
 
 
-def _table(head: list[str], body: list[list[str]]) -> str:
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table: the header row, the rule, then ``body``."""
     rows = [head, ["---"] * len(head), *body]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 

@@ -113,12 +113,13 @@ def ratio_table(summary: list, envs: list[str]) -> str:
                          _ratio(a.steps_to_threshold_median, b.steps_to_threshold_median, 0),
                          _ratio(a.seconds_to_threshold_median, b.seconds_to_threshold_median, 1),
                          _ratio(a.steps_per_second, b.steps_per_second, 0)])
-    lines = ["| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *body]]
+    from nprl.summary_md import markdown_table
+
     note = ("Time to threshold: median over the seeds that reached it (see `solved`); a "
             "ratio below 1 means nprl needs less (for env steps/s, above 1 means nprl is "
             "faster). Final return: mean ± std over seeds. The peers run the zoo's "
             "hyperparameters with nprl's env-step budget (the zoo's with --budget zoo).")
-    return note + "\n\n" + "\n".join(lines) + "\n"
+    return note + "\n\n" + markdown_table(head, body) + "\n"
 
 
 def _final(s) -> str:

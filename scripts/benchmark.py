@@ -27,7 +27,7 @@ from nprl.agents import AGENTS  # noqa: E402
 from nprl.cli import parse_sets  # noqa: E402
 from nprl.compare import execute, make_jobs, new_dir, summarise_dirs, validate  # noqa: E402
 from nprl.errors import NprlError  # noqa: E402
-from nprl.summary_md import agent_table  # noqa: E402
+from nprl.summary_md import agent_table, markdown_table  # noqa: E402
 
 TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
          "Pendulum-v1"]
@@ -55,8 +55,7 @@ def target_table(runs_csv: Path, agents: list[str]) -> str:
             if row["status"] == "ok":
                 finals.setdefault((row["env"], row["agent"]), []).append(
                     float(row["final_return"]))
-    head = ["task, target (zoo: sb3-contrib TRPO / SB3 PPO)", *agents]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    body = []
     for env, (target, text, zoo) in TARGETS.items():
         cells = []
         for agent in agents:
@@ -67,8 +66,8 @@ def target_table(runs_csv: Path, agents: list[str]) -> str:
             med, ok = statistics.median(got), sum(x >= target for x in got)
             cells.append(f"{med:.1f}{' ✓' if med >= target else ''} ({ok}/{len(got)})")
         if any(c != "–" for c in cells):
-            lines.append(f"| {env}, {text} ({zoo}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            body.append([f"{env}, {text} ({zoo})", *cells])
+    return markdown_table(["task, target (zoo: sb3-contrib TRPO / SB3 PPO)", *agents], body)
 
 
 def build_jobs(envs: list[str], agents: list[str], seeds: list[int], steps: int | None,
