@@ -14,9 +14,11 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
+from nprl.acting import acting_fn
 from nprl.batch import Batch, gae
 from nprl.envs.base import VecEnv
 from nprl.normalize import ObsNormalizer, RewardScaler
+from nprl.segments import discounted_returns, previous_end
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Collector:
         # list and stacked once, and episode statistics are computed after the rollout
         # (each avoided op is ~2–5 µs on a CPU, as much as the env step itself).
         policy, env, norm = self.policy, self.env, self._normalise
+        act = acting_fn(policy)  # policy.dist_params without nn.Module dispatch
         raw_obs, final_obs, rewards, terminated, truncated, actions, params = (
             [], [], [], [], [], [], [])
         obs = self.obs
@@ -79,7 +82,7 @@ class Collector:
         # Its tensors are read-only outside it; the stacks below are ordinary tensors.
         with torch.inference_mode():
             for _ in range(self.n_steps):
-                dist_params = policy.dist_params(norm(obs))
+                dist_params = act(norm(obs))
                 action = policy.family.sample(dist_params)
                 step = env.step(action.clamp(self._low, self._high) if self._box else action)
                 raw_obs.append(obs), actions.append(action), params.append(dist_params)
@@ -104,16 +107,15 @@ class Collector:
         episode ending at t has return C_t − C_{e(t)} (plus the carried partial return
         when e(t) = −1) and length t − e(t) (plus the carried length).
         """
-        T, N = rewards.shape
-        steps = torch.arange(T, device=self.device).unsqueeze(1).expand(T, N)
-        last_end = torch.where(ended, steps, -1).cummax(0).values  # last end at or before t
-        prev_end = torch.cat([torch.full_like(last_end[:1], -1), last_end[:-1]])
+        T = rewards.shape[0]
+        prev_end = previous_end(ended)
+        steps = torch.arange(T, device=self.device).unsqueeze(1)
         cum = rewards.cumsum(0)
         before = torch.where(prev_end >= 0, cum.gather(0, prev_end.clamp(min=0)),
                              -self._ep_return)
         ep_returns = cum - before
         ep_lengths = torch.where(prev_end >= 0, steps - prev_end, steps + 1 + self._ep_length)
-        tail = last_end[-1]
+        tail = torch.where(ended[-1], T - 1, prev_end[-1])  # last end in the rollout
         self._ep_return = torch.where(tail >= 0, cum[-1] - cum.gather(0, tail.clamp(min=0)
                                                                       .unsqueeze(0))[0],
                                       self._ep_return + cum[-1])
@@ -128,13 +130,8 @@ class Collector:
         obs = self._normalise(raw_obs)
         if self.reward_scaler is not None:
             # Discounted return per env, continued across rollouts, cut at episode ends.
-            disc = torch.empty((T, N), dtype=torch.float64, device=self.device)
-            for t in range(T):
-                self._disc_return = self._disc_return * self.gamma + rewards[t]
-                disc[t] = self._disc_return
-                self._disc_return = self._disc_return.masked_fill(
-                    terminated[t] | truncated[t], 0.0
-                )
+            disc, self._disc_return = discounted_returns(rewards, terminated | truncated,
+                                                         self.gamma, self._disc_return)
             self.reward_scaler.update(disc)
             rewards = self.reward_scaler(rewards)
         value = self.policy.value

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nprl.acting import acting_fn
 from nprl.envs.base import VecEnv
 
 
@@ -33,9 +34,10 @@ def evaluate(env: VecEnv, policy, obs_normalizer=None, deterministic: bool = Tru
                                        torch.as_tensor(space.high, device=dev))
     family = policy.family
     pick = family.mode if deterministic else family.sample
+    dist_params = acting_fn(policy)
     for step in range(max_steps):
         x = obs_normalizer(obs) if obs_normalizer is not None else obs
-        action = pick(policy.dist_params(x))  # no log-prob: evaluation only acts
+        action = pick(dist_params(x))  # no log-prob: evaluation only acts
         if bounds is not None:
             action = action.clamp(*bounds)
         out = env.step(action)
