@@ -17,3 +17,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def _seed_torch() -> None:
     """Deterministic tests: reseed torch's global generator before each test."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored():
+    """A test that leaves its own SIGINT handler behind breaks the Ctrl-C tests that run
+    after it in the same worker: name it."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    assert after is before, f"SIGINT handler left as {after!r} (was {before!r})"
