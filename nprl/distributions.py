@@ -35,6 +35,20 @@ class Categorical:
         logp = torch.log_softmax(params, dim=-1)
         return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
+    def log_prob_and_grad(self, params: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """(log π(a) [B], ∂ log π(a)/∂params [B, n] = onehot(a) − softmax(params))."""
+        logp = torch.log_softmax(params, dim=-1)
+        idx = actions.long().unsqueeze(-1)
+        grad = torch.exp(logp).neg_().scatter_add_(-1, idx, torch.ones_like(idx, dtype=logp.dtype))
+        return logp.gather(-1, idx).squeeze(-1), grad
+
+    def entropy_and_grad(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """(H [B], ∂H/∂params [B, n] = −p ⊙ (log p + H))."""
+        logp = torch.log_softmax(params, dim=-1)
+        p = torch.exp(logp)
+        entropy = -(p * logp).sum(-1)
+        return entropy, -p * (logp + entropy.unsqueeze(-1))
+
     def mode(self, params: Tensor) -> Tensor:
         return params.argmax(dim=-1)
 
@@ -84,6 +98,22 @@ class DiagGaussian:
         mean, log_std = self.split(params)
         z = (actions - mean) * torch.exp(-log_std)
         return (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
+
+    def log_prob_and_grad(self, params: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """(log π(a) [B], ∂ log π(a)/∂params [B, 2D]): with z = (a − μ)/σ, the mean part
+        is z/σ and the log-std part z² − 1."""
+        mean, log_std = self.split(params)
+        inv_std = torch.exp(-log_std)
+        z = (actions - mean) * inv_std
+        z2 = z * z
+        logp = (-0.5 * z2 - log_std).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
+        return logp, torch.cat([z * inv_std, z2 - 1.0], dim=-1)
+
+    def entropy_and_grad(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """(H [B], ∂H/∂params [B, 2D]): H depends on the log-std alone, with slope 1."""
+        mean, log_std = self.split(params)
+        grad = torch.cat([torch.zeros_like(mean), torch.ones_like(log_std)], dim=-1)
+        return self.entropy(params), grad
 
     def mode(self, params: Tensor) -> Tensor:
         return self.split(params)[0]

@@ -137,6 +137,8 @@ def test_nan_ppo_loss_skips(tmp_path, monkeypatch):
     family = trainer.policy.family
     # ent_coef 0 · NaN entropy is NaN: a non-finite loss with an otherwise sane batch.
     monkeypatch.setattr(family, "entropy", lambda p: torch.full(p.shape[:1], NAN))
+    monkeypatch.setattr(family, "entropy_and_grad",  # the hand-written gradient's path
+                        lambda p: (torch.full(p.shape[:1], NAN), torch.zeros_like(p)))
     assert_skipped_and_restored(trainer, batch)
 
 

@@ -30,11 +30,13 @@ from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters
 class ManualMLP:
     """A plain MLP's forward pass with cached activations, and its reverse pass by hand."""
 
-    def __init__(self, modules: list[nn.Module], params: list[Tensor]) -> None:
+    def __init__(self, modules: list[nn.Module], params: list[Tensor],
+                 flat_grad: Tensor | None = None) -> None:
         self.modules, self.params = modules, params
         self.linears = [m for m in modules if type(m) is nn.Linear]
-        self.flat_grad = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype,
-                                     device=params[0].device)
+        # flat_grad: a caller's buffer (a slice of a larger one) to write the gradients in
+        self.flat_grad = flat_grad if flat_grad is not None else torch.zeros(
+            sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
         self.grads, offset = [], 0
         for p in params:
             self.grads.append(self.flat_grad[offset:offset + p.numel()].view_as(p))
@@ -43,7 +45,8 @@ class ManualMLP:
         self._derivs: list[Tensor | None] = []  # σ'(z_l) after Linear l (None: identity)
 
     @classmethod
-    def build(cls, net: nn.Module | None, params: list[Tensor]) -> ManualMLP | None:
+    def build(cls, net: nn.Module | None, params: list[Tensor],
+              flat_grad: Tensor | None = None) -> ManualMLP | None:
         """The hand-written path for ``net``, or None when it does not apply: not a
         hook-free Sequential of Linear + supported activations, or ``params`` not
         exactly its weights and biases in order."""
@@ -51,7 +54,7 @@ class ManualMLP:
         if expected is None or len(expected) != len(params) or any(
                 a is not b for a, b in zip(expected, params)):
             return None
-        return cls(list(net), params)  # type: ignore[arg-type]
+        return cls(list(net), params, flat_grad)  # type: ignore[arg-type]
 
     def applies(self) -> bool:
         """False while a hook is registered on the network or a parameter: autograd
