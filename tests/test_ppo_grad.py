@@ -45,17 +45,18 @@ def _grads(agent, mb, manual: bool):
     saved = agent._manual
     if not manual:
         agent._manual = None
-    loss, stats = agent._loss_and_grad(mb, agent.policy.family, None)
+    loss, stats, norm = agent._loss_and_grad(mb, agent.policy.family, None)
     agent._manual = saved
-    return float(loss), {k: float(v) for k, v in stats.items()}, \
-        [p.grad.clone() for p in agent.params]
+    stats = {**{k: float(v) for k, v in stats.items()}, "grad_norm": float(norm)}
+    return float(loss), stats, [p.grad.clone() for p in agent.params]
 
 
 @pytest.mark.parametrize("action", SPACES)
 @pytest.mark.parametrize("clip_range_vf,ent_coef", [(None, 0.0), (0.2, 0.01), (0.05, 0.1)])
 def test_manual_gradient_matches_autograd(action, clip_range_vf, ent_coef):
+    # max_grad_norm 0.05 (below the gradient's norm): the clipping is compared too
     cfg = PPOConfig(clip_range=0.2, clip_range_vf=clip_range_vf, ent_coef=ent_coef,
-                    normalize_advantage=False)
+                    normalize_advantage=False, max_grad_norm=0.05)
     _, agent, mb = _setup(action, cfg)
     assert agent._manual is not None and agent._manual.applies(mb.obs)
     ratio = torch.exp(agent.policy.family.log_prob(mb.dist_params, mb.actions) - mb.log_probs)
@@ -66,7 +67,8 @@ def test_manual_gradient_matches_autograd(action, clip_range_vf, ent_coef):
     assert stats_m == pytest.approx(stats_a, rel=1e-12, abs=1e-15)
     for gm, ga in zip(grads_m, grads_a):
         torch.testing.assert_close(gm, ga, rtol=1e-10, atol=1e-13)
-    assert sum(float(g.abs().sum()) for g in grads_m) > 0
+    assert stats_m["grad_norm"] > 0.05
+    assert float(torch.cat([g.flatten() for g in grads_m]).norm()) == pytest.approx(0.05, rel=1e-4)
 
 
 def test_custom_policy_uses_autograd():

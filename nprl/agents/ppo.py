@@ -33,16 +33,20 @@ class PPO:
         # minibatch on a CPU); autograd for anything else.
         self._manual = ManualPPOGradient.build(policy, self.params)
 
-    def _loss_and_grad(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor]]:
-        """The minibatch loss and statistics, with ∂L/∂θ in the parameters' ``.grad``
-        averaged over ranks."""
+    def _loss_and_grad(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """(loss, statistics, gradient norm) of a minibatch, with ∂L/∂θ averaged over ranks
+        and clipped to ``max_grad_norm`` in the parameters' ``.grad``."""
         cfg = self.cfg
         adv = normalize(mb.advantages, adv_moments) if cfg.normalize_advantage \
             else mb.advantages
         if self._manual is not None and self._manual.applies(mb.obs):
             loss, stats = self._manual.loss_and_grad(mb, adv, cfg)
-            all_reduce_mean_([self._manual.flat_grad])
-            return loss, stats
+            flat = self._manual.flat_grad
+            all_reduce_mean_([flat])
+            # clip_grad_norm_'s rule on the one buffer: 3 ops instead of ~60 µs of foreach
+            norm = torch.linalg.vector_norm(flat)
+            flat.mul_((cfg.max_grad_norm / (norm + 1e-6)).clamp_(max=1.0))
+            return loss, stats, norm
         params = self.policy.dist_params(mb.obs)
         log_ratio = family.log_prob(params, mb.actions) - mb.log_probs
         ratio = log_ratio.exp()
@@ -66,7 +70,7 @@ class PPO:
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         all_reduce_mean_([p.grad for p in self.params])
-        return loss.detach(), stats
+        return loss.detach(), stats, torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
 
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, family, s = self.cfg, self.policy.family, batch.flat()
@@ -84,8 +88,7 @@ class PPO:
             for idx, adv_moments in zip(parts, moments):
                 # one minibatch is the whole batch: its order does not matter
                 mb = s if cfg.n_minibatches == 1 else s.index(idx)
-                loss, stats = self._loss_and_grad(mb, family, adv_moments)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                loss, stats, grad_norm = self._loss_and_grad(mb, family, adv_moments)
                 if not torch.isfinite(grad_norm + loss):  # one sync for both
                     skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
                     continue
