@@ -73,7 +73,9 @@ class Collector:
         # The per-step loop only acts and steps: every per-step tensor is appended to a
         # list and stacked once, and episode statistics are computed after the rollout
         # (each avoided op is ~2–5 µs on a CPU, as much as the env step itself).
-        policy, env, norm = self.policy, self.env, self._normalise
+        policy, env = self.policy, self.env
+        norm = self.obs_norm.frozen(self.obs.dtype) if self.obs_norm is not None \
+            else (lambda obs: obs)
         act = acting_fn(policy)  # policy.dist_params without nn.Module dispatch
         raw_obs, final_obs, rewards, terminated, truncated, actions, params = (
             [], [], [], [], [], [], [])

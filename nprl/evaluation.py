@@ -8,6 +8,7 @@ import torch
 
 from nprl.acting import acting_fn
 from nprl.envs.base import VecEnv
+from nprl.normalize import ObsNormalizer
 
 
 @dataclass
@@ -19,8 +20,9 @@ class EvalResult:
 
 
 @torch.inference_mode()  # no autograd bookkeeping per op (~15% of a CPU env step)
-def evaluate(env: VecEnv, policy, obs_normalizer=None, deterministic: bool = True,
-             seed: int | None = None, max_steps: int = 100_000) -> EvalResult:
+def evaluate(env: VecEnv, policy, obs_normalizer: ObsNormalizer | None = None,
+             deterministic: bool = True, seed: int | None = None,
+             max_steps: int = 100_000) -> EvalResult:
     """Run exactly one episode in each of ``env.num_envs`` envs (extra steps of envs that
     already finished are ignored) and return the undiscounted returns."""
     n, dev = env.num_envs, env.device
@@ -35,8 +37,10 @@ def evaluate(env: VecEnv, policy, obs_normalizer=None, deterministic: bool = Tru
     family = policy.family
     pick = family.mode if deterministic else family.sample
     dist_params = acting_fn(policy)
+    # (statistics fixed for the whole evaluation: cast once, not per step)
+    norm = obs_normalizer.frozen(obs.dtype) if obs_normalizer is not None else None
     for step in range(max_steps):
-        x = obs_normalizer(obs) if obs_normalizer is not None else obs
+        x = norm(obs) if norm is not None else obs
         action = pick(dist_params(x))  # no log-prob: evaluation only acts
         if bounds is not None:
             action = action.clamp(*bounds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -56,10 +58,17 @@ class ObsNormalizer:
         self.clip = clip
 
     def __call__(self, obs: Tensor) -> Tensor:
+        return self.frozen(obs.dtype)(obs)
+
+    def frozen(self, dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
+        """This normaliser with its current statistics cast to ``dtype`` once, for a
+        rollout (statistics change only between rollouts): 3 ops per env step instead of
+        7, the same values."""
         if self.rms.count == 0:
-            return obs
-        mean, std = self.rms.mean.to(obs.dtype), (self.rms.var + 1e-8).sqrt().to(obs.dtype)
-        return ((obs - mean) / std).clamp(-self.clip, self.clip)
+            return lambda obs: obs
+        mean, std = self.rms.mean.to(dtype), (self.rms.var + 1e-8).sqrt().to(dtype)
+        clip = self.clip
+        return lambda obs: ((obs - mean) / std).clamp(-clip, clip)
 
     def update(self, obs: Tensor) -> None:
         self.rms.update(obs)
