@@ -15,8 +15,9 @@ land in one flat buffer whose slices are the parameters' ``.grad`` (a finiteness
 one reduction). Any other network, or one with hooks, falls back to autograd in
 ``CriticTrainer``; the two agree to float64 round-off (tests/test_mlp_grad.py).
 
-(PPO was tried too: with autograd still needed for the clipped loss on the outputs, the
-hand-written reverse pass saved nothing measurable, so PPO stays on autograd.)
+PPO uses it too (``nprl.agents.ppo_grad``), with the clipped loss's gradient on the
+outputs also written out: the reverse pass alone, with autograd still differentiating the
+loss, saved nothing measurable.
 """
 
 from __future__ import annotations
