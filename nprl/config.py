@@ -32,6 +32,8 @@ class RunConfig:
     eval_every: env steps between evaluations (0: at the end only); eval_episodes: run in
     parallel as one vector env; solved_threshold: the return that counts as solved;
     stop_when_solved: end the run at the first deterministic evaluation ≥ threshold.
+    eval_stochastic: also evaluate the sampling policy (``eval/mean_reward_stochastic``;
+        doubles the evaluation time; ``rollout/ep_rew_mean`` already tracks that policy).
     checkpoint_every: updates between checkpoints (0: at the end only); keep_checkpoints.
     max_consecutive_skips: stop the run (NprlError) after this many updates in a row were
     skipped for non-finite values (10).
@@ -56,6 +58,7 @@ class RunConfig:
     eval_episodes: int = 10
     solved_threshold: float | None = None
     stop_when_solved: bool = False
+    eval_stochastic: bool = False
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
     max_consecutive_skips: int = 10

@@ -1,8 +1,9 @@
 """TensorBoard scalars under stable tags, and a terminal progress bar.
 
-Tags: ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``eval/mean_reward``,
-``eval/mean_reward_stochastic``, ``time/fps``, and ``train/<name>`` for every scalar an
-agent's ``update`` returns (``train/kl``, ``train/cg_residual``, ``train/sFs``, ...).
+Tags: ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``eval/mean_reward`` (and
+``eval/mean_reward_stochastic`` with ``eval_stochastic``), ``time/fps``, and
+``train/<name>`` for every scalar an agent's ``update`` returns (``train/kl``,
+``train/cg_residual``, ``train/sFs``, ...).
 """
 
 from __future__ import annotations

@@ -253,19 +253,21 @@ class Trainer:
                                         f"`nprl train --resume {self.run_dir}`")
 
     def _evaluate(self, logger: Logger, result: TrainResult, start: float) -> bool:
-        """Deterministic and stochastic evaluation; True once the threshold is reached."""
+        """Deterministic evaluation (and stochastic, with ``eval_stochastic``); True once
+        the threshold is reached."""
         if not self.parallel.is_main:  # rank 0 evaluates; the others take its verdict
             result.evals.append((self.steps, time.perf_counter() - start, math.nan))
             return self.parallel.agree(False)
         t0 = time.perf_counter()
         det = self.evaluate(deterministic=True)
-        sto = self.evaluate(deterministic=False)
+        scalars = {"mean_reward": det.mean, "std_reward": det.std,
+                   "mean_ep_length": float(np.mean(det.lengths))}
+        if self.cfg.run.eval_stochastic:
+            scalars["mean_reward_stochastic"] = self.evaluate(deterministic=False).mean
         self.evals_done += 1
         seconds = time.perf_counter() - start
         result.eval_seconds += time.perf_counter() - t0
-        logger.scalars("eval", {"mean_reward": det.mean, "std_reward": det.std,
-                                "mean_reward_stochastic": sto.mean,
-                                "mean_ep_length": float(np.mean(det.lengths))}, self.steps)
+        logger.scalars("eval", scalars, self.steps)
         result.final_eval = det
         result.evals.append((self.steps, seconds, det.mean))
         threshold = self.cfg.run.solved_threshold

@@ -48,6 +48,20 @@ def test_tags_and_checkpoint(agent, env, tmp_path, capsys):
     assert "deterministic eval:" in capsys.readouterr().out
 
 
+def test_stochastic_evaluation_only_on_request(tmp_path):
+    plain = nprl.train("trpo", "CartPole-v1", seed=0, logdir=tmp_path / "a", **SHORT)
+    both = nprl.train("trpo", "CartPole-v1", seed=0, logdir=tmp_path / "b",
+                      eval_stochastic=True, **SHORT)
+    a, b = read_scalars(plain.run_dir), read_scalars(both.run_dir)
+    assert "eval/mean_reward_stochastic" not in a
+    steps = [s for s, _ in b["eval/mean_reward"]]
+    assert [s for s, _ in b["eval/mean_reward_stochastic"]] == steps == [512, 1024]
+    # greedy and sampled actions give different returns
+    assert b["eval/mean_reward_stochastic"] != b["eval/mean_reward"]
+    # the deterministic evaluation before any stochastic one is the same in both runs
+    assert a["eval/mean_reward"][0] == b["eval/mean_reward"][0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("agent,backend", [("trpo", "torch"), ("trpo", "gymnasium"),
                                            ("npg", "torch"), ("ppo", "torch")])
