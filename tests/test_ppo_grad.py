@@ -78,3 +78,14 @@ def test_custom_policy_uses_autograd():
 
     policy = Scaled(OBS, SPACES["categorical"])
     assert PPO(policy, PPOConfig())._manual is None
+
+
+def test_a_hook_on_the_log_std_sends_the_step_through_autograd():
+    policy, agent, mb = _setup("gaussian", PPOConfig())
+    seen = []
+    handle = policy.log_std.register_hook(lambda g: seen.append(g.clone()))
+    assert not agent._manual.applies(mb.obs)
+    agent._loss_and_grad(mb, policy.family, None)
+    assert len(seen) == 1  # autograd ran the hook
+    handle.remove()
+    assert agent._manual.applies(mb.obs)

@@ -69,7 +69,9 @@ class ManualPPOGradient:
 
     def applies(self, obs: Tensor) -> bool:
         """False for observations that are not [B, features], or while a hook is set."""
-        hooked = self.log_std is not None and bool(self.log_std._backward_hooks)
+        hooked = self.log_std is not None and bool(
+            self.log_std._backward_hooks
+            or getattr(self.log_std, "_post_accumulate_grad_hooks", None))
         return obs.dim() == 2 and self.actor.applies() and self.critic.applies() \
             and not hooked
 
