@@ -43,18 +43,40 @@ TARGETS = {
 }
 
 
-def target_table(runs_csv: Path, agents: list[str]) -> str:
-    """Median final return per task and agent against ``TARGETS`` (✓ where met), with the
-    number of seeds whose final return meets the target."""
+# The zoo's figures as numbers: (final return, env-step budget) of sb3-contrib TRPO and of
+# SB3 PPO; the zoo used gSDE exploration on the tasks in GSDE (nprl never does).
+ZOO = {
+    "CartPole-v1": ((500.0, 100_000), (500.0, 100_000)),
+    "Acrobot-v1": ((-83.1, 100_000), (-73.5, 1_000_000)),
+    "MountainCar-v0": ((-107.3, 100_000), (-110.4, 1_000_000)),
+    "MountainCarContinuous-v0": ((92.5, 50_000), (88.3, 20_000)),
+    "Pendulum-v1": ((-174.6, 100_000), (-172.2, 100_000)),
+}
+GSDE = {"MountainCarContinuous-v0", "Pendulum-v1"}
+
+
+def _finals(runs_csv: Path) -> tuple[dict[tuple[str, str], list[float]], dict[str, int]]:
+    """Final returns of the successful runs per (task, agent), and each task's budget
+    (its runs' largest env-step count)."""
     import csv
-    import statistics
 
     finals: dict[tuple[str, str], list[float]] = {}
+    budgets: dict[str, int] = {}
     with runs_csv.open() as f:
         for row in csv.DictReader(f):
             if row["status"] == "ok":
                 finals.setdefault((row["env"], row["agent"]), []).append(
                     float(row["final_return"]))
+                budgets[row["env"]] = max(budgets.get(row["env"], 0), int(row["steps"]))
+    return finals, budgets
+
+
+def target_table(runs_csv: Path, agents: list[str]) -> str:
+    """Median final return per task and agent against ``TARGETS`` (✓ where met), with the
+    number of seeds whose final return meets the target."""
+    import statistics
+
+    finals, _ = _finals(runs_csv)
     body = []
     for env, (target, text, zoo) in TARGETS.items():
         cells = []
@@ -68,6 +90,29 @@ def target_table(runs_csv: Path, agents: list[str]) -> str:
         if any(c != "–" for c in cells):
             body.append([f"{env}, {text} ({zoo})", *cells])
     return markdown_table(["task, target (zoo: sb3-contrib TRPO / SB3 PPO)", *agents], body)
+
+
+def zoo_comparison(runs_csv: Path) -> list[str]:
+    """One line per task: nprl TRPO's and PPO's median final return next to the zoo's
+    figure for the same algorithm, with both budgets, and whether nprl is at or above it."""
+    import statistics
+
+    finals, budgets = _finals(runs_csv)
+    lines = []
+    for env, zoo_pair in ZOO.items():
+        parts = []
+        for agent, (zoo, zoo_budget) in zip(("trpo", "ppo"), zoo_pair):
+            got = finals.get((env, agent))
+            if not got:
+                continue
+            med, budget = statistics.median(got), budgets[env]
+            verdict = "at or above it" if med >= zoo else f"{zoo - med:.1f} below it"
+            parts.append(f"{agent.upper()} {med:.1f} at {_steps(budget)} vs the zoo's "
+                         f"{zoo:g} at {_steps(zoo_budget)} ({verdict})")
+        if parts:
+            how = " (the zoo with gSDE, nprl without)" if env in GSDE else ""
+            lines.append(f"- {env}{how}: " + "; ".join(parts) + ".")
+    return lines
 
 
 def build_jobs(envs: list[str], agents: list[str], seeds: list[int], steps: int | None,
@@ -132,7 +177,9 @@ def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
               "target, and in brackets the seeds whose final return meets it. Budgets are the "
               "env presets' (Pendulum-v1 and MountainCarContinuous-v0 without the zoo's gSDE "
               "exploration).", "",
-              target_table(bench_dir / "runs.csv", sorted({s.agent for s in summary})), ""]
+              target_table(bench_dir / "runs.csv", sorted({s.agent for s in summary})), "",
+              "Against the zoo's own figures (median final return; the budget in env steps):",
+              "", *zoo_comparison(bench_dir / "runs.csv"), ""]
     order = manifest.get("envs") or []
     for env in sorted(dict.fromkeys(s.env for s in summary),
                       key=lambda e: (order.index(e) if e in order else len(order), e)):
@@ -148,6 +195,10 @@ def write_docs(bench_dir: Path, docs: Path, command: str, info: dict) -> Path:
     path = docs / "benchmarks.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _steps(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1000:.0f}k"
 
 
 def _duration(hours: float) -> str:

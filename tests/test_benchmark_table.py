@@ -30,3 +30,25 @@ def test_target_table_medians_ticks_and_counts(tmp_path):
     assert len(table) == 3  # header, rule, and only the task that has runs
     assert table[2].startswith("| Pendulum-v1, ≥ −200 @100k")
     assert table[2].endswith("| -220.0 (0/2) | -190.0 ✓ (2/3) |")
+
+
+def test_zoo_comparison_budgets_and_verdicts(tmp_path):
+    csv = tmp_path / "runs.csv"
+    rows = ["env,agent,seed,run,status,final_return,steps,seconds,steps_to_threshold,"
+            "seconds_to_threshold,steps_per_second,error"]
+    # Pendulum (zoo: TRPO −174.6, PPO −172.2, both at 100k, gSDE): TRPO median −170
+    # (at or above), PPO −180 (7.8 below). Acrobot PPO −80 at 100k vs −73.5 at 1M.
+    for env, agent, final, steps in [("Pendulum-v1", "trpo", -170, 100352),
+                                     ("Pendulum-v1", "trpo", -160, 100352),
+                                     ("Pendulum-v1", "trpo", -190, 100352),
+                                     ("Pendulum-v1", "ppo", -180, 100352),
+                                     ("Acrobot-v1", "ppo", -80, 99840)]:
+        rows.append(f"{env},{agent},0,x,ok,{final},{steps},1,,,1,")
+    csv.write_text("\n".join(rows) + "\n")
+    lines = _benchmark_module().zoo_comparison(csv)
+    assert lines == [
+        "- Acrobot-v1: PPO -80.0 at 100k vs the zoo's -73.5 at 1M (6.5 below it).",
+        "- Pendulum-v1 (the zoo with gSDE, nprl without): TRPO -170.0 at 100k vs the zoo's "
+        "-174.6 at 100k (at or above it); PPO -180.0 at 100k vs the zoo's -172.2 at 100k "
+        "(7.8 below it).",
+    ]
