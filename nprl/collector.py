@@ -17,7 +17,7 @@ from torch import Tensor
 from nprl.acting import acting_fn
 from nprl.batch import Batch, gae
 from nprl.envs.base import VecEnv
-from nprl.normalize import ObsNormalizer, RewardScaler
+from nprl.normalize import ObsNormalizer, RewardScaler, frozen_or_identity
 from nprl.segments import discounted_returns, previous_end
 
 
@@ -74,8 +74,7 @@ class Collector:
         # list and stacked once, and episode statistics are computed after the rollout
         # (each avoided op is ~2–5 µs on a CPU, as much as the env step itself).
         policy, env = self.policy, self.env
-        norm = self.obs_norm.frozen(self.obs.dtype) if self.obs_norm is not None \
-            else (lambda obs: obs)
+        norm = frozen_or_identity(self.obs_norm, self.obs.dtype)  # fixed for the rollout
         act = acting_fn(policy)  # policy.dist_params without nn.Module dispatch
         raw_obs, final_obs, rewards, terminated, truncated, actions, params = (
             [], [], [], [], [], [], [])

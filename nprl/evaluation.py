@@ -8,7 +8,7 @@ import torch
 
 from nprl.acting import acting_fn
 from nprl.envs.base import VecEnv
-from nprl.normalize import ObsNormalizer
+from nprl.normalize import ObsNormalizer, frozen_or_identity
 
 
 @dataclass
@@ -37,11 +37,9 @@ def evaluate(env: VecEnv, policy, obs_normalizer: ObsNormalizer | None = None,
     family = policy.family
     pick = family.mode if deterministic else family.sample
     dist_params = acting_fn(policy)
-    # (statistics fixed for the whole evaluation: cast once, not per step)
-    norm = obs_normalizer.frozen(obs.dtype) if obs_normalizer is not None else None
+    norm = frozen_or_identity(obs_normalizer, obs.dtype)  # fixed for the whole evaluation
     for step in range(max_steps):
-        x = norm(obs) if norm is not None else obs
-        action = pick(dist_params(x))  # no log-prob: evaluation only acts
+        action = pick(dist_params(norm(obs)))  # no log-prob: evaluation only acts
         if bounds is not None:
             action = action.clamp(*bounds)
         out = env.step(action)

@@ -81,6 +81,12 @@ class ObsNormalizer:
         self.clip = float(state["clip"])
 
 
+def frozen_or_identity(normalizer: ObsNormalizer | None,
+                       dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
+    """``normalizer.frozen(dtype)``, or the identity when there is no normaliser."""
+    return normalizer.frozen(dtype) if normalizer is not None else (lambda obs: obs)
+
+
 class RewardScaler:
     """Divide rewards by the std of the discounted return (as SB3's VecNormalize), clipped
     to ±clip. ``update`` takes the per-step discounted returns of a rollout [T, N]."""

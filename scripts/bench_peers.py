@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's nprl and presets, whatever is i
 
 from nprl.compare import execute, make_jobs, new_dir, summarise_dirs, validate  # noqa: E402
 from nprl.errors import NprlError  # noqa: E402
+from nprl.summary_md import markdown_table  # noqa: E402
 from nprl.workers import Job  # noqa: E402
 
 TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
@@ -113,8 +114,6 @@ def ratio_table(summary: list, envs: list[str]) -> str:
                          _ratio(a.steps_to_threshold_median, b.steps_to_threshold_median, 0),
                          _ratio(a.seconds_to_threshold_median, b.seconds_to_threshold_median, 1),
                          _ratio(a.steps_per_second, b.steps_per_second, 0)])
-    from nprl.summary_md import markdown_table
-
     note = ("Time to threshold: median over the seeds that reached it (see `solved`); a "
             "ratio below 1 means nprl needs less (for env steps/s, above 1 means nprl is "
             "faster). Final return: mean ± std over seeds. The peers run the zoo's "

@@ -28,6 +28,12 @@ from torch import Tensor, nn
 from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters
 
 
+def has_grad_hook(p: Tensor) -> bool:
+    """A hook on ``p``'s gradient (``register_hook`` or a post-accumulate hook): only
+    autograd runs it, so the hand-written gradient must not be used."""
+    return bool(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None))
+
+
 class ManualMLP:
     """A plain MLP's forward pass with cached activations, and its reverse pass by hand."""
 
@@ -61,8 +67,7 @@ class ManualMLP:
         """False while a hook is registered on the network or a parameter: autograd
         must run it (checked once per update; hooks are for debugging and guards)."""
         return all(is_plain(m) for m in self.modules) and not any(
-            p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
-            for p in self.params)
+            has_grad_hook(p) for p in self.params)
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output [B, out] for inputs [B, in], keeping what ``backward``

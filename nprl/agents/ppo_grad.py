@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.mlp_grad import ManualMLP
+from nprl.agents.mlp_grad import ManualMLP, has_grad_hook
 from nprl.curvature.linearise import mlp_parameters
 from nprl.policies import ActorCritic
 
@@ -72,9 +72,7 @@ class ManualPPOGradient:
 
     def applies(self, obs: Tensor) -> bool:
         """False for observations that are not [B, features], or while a hook is set."""
-        hooked = self.log_std is not None and bool(
-            self.log_std._backward_hooks
-            or getattr(self.log_std, "_post_accumulate_grad_hooks", None))
+        hooked = self.log_std is not None and has_grad_hook(self.log_std)
         return obs.dim() == 2 and self.actor.applies() and self.critic.applies() \
             and not hooked
 
