@@ -17,6 +17,7 @@ from torch import Tensor
 from nprl.acting import acting_fn
 from nprl.batch import Batch, gae
 from nprl.envs.base import VecEnv
+from nprl.envs.stagger import stagger_time_limits
 from nprl.normalize import ObsNormalizer, RewardScaler, frozen_or_identity
 from nprl.segments import discounted_returns, previous_end
 
@@ -35,6 +36,8 @@ class Collector:
     gamma, gae_lambda: discount (typ. 0.99) and GAE λ (typ. 0.95–0.98).
     obs_normalizer / reward_scaler: optional; their statistics are updated after each
     rollout from that rollout's raw observations / discounted returns.
+    stagger: start the envs' time limits at random offsets (``nprl.envs.stagger``); the
+    shortened first episodes are left out of the episode statistics.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class Collector:
         obs_normalizer: ObsNormalizer | None = None,
         reward_scaler: RewardScaler | None = None,
         seed: int | None = None,
+        stagger: bool = False,
     ) -> None:
         self.env, self.policy, self.n_steps = env, policy, n_steps
         self.gamma, self.gae_lambda = gamma, gae_lambda
@@ -61,6 +65,10 @@ class Collector:
         if self.obs_norm is not None and self.obs_norm.rms.count == 0:
             self.obs_norm.update(self.obs)  # start from the reset distribution, not N(0, 1)
         n = env.num_envs
+        # Envs whose running episode began mid-clock (staggered): not a whole episode.
+        self._partial = torch.zeros(n, dtype=torch.bool, device=self.device)
+        if stagger:
+            self._partial = stagger_time_limits(env, seed).to(self.device) > 0
         self._ep_return = torch.zeros(n, device=self.device)
         self._ep_length = torch.zeros(n, dtype=torch.long, device=self.device)
         self._disc_return = torch.zeros(n, dtype=torch.float64, device=self.device)
@@ -102,7 +110,8 @@ class Collector:
 
     def _episode_stats(self, rewards: Tensor, ended: Tensor) -> EpisodeStats:
         """Undiscounted returns and lengths of the episodes that ended in this rollout,
-        continuing the partial episodes carried over from the previous one.
+        continuing the partial episodes carried over from the previous one (except the
+        shortened first episodes of staggered envs).
 
         With C_t = Σ_{s≤t} r_s and e(t) the last end strictly before t (−1 if none), an
         episode ending at t has return C_t − C_{e(t)} (plus the carried partial return
@@ -121,9 +130,10 @@ class Collector:
                                                                       .unsqueeze(0))[0],
                                       self._ep_return + cum[-1])
         self._ep_length = torch.where(tail >= 0, T - 1 - tail, self._ep_length + T)
-        ended_cpu = ended.cpu()
-        return EpisodeStats(ep_returns.cpu()[ended_cpu].tolist(),
-                            ep_lengths.cpu()[ended_cpu].tolist())
+        # prev_end < 0: the episode that was running when the rollout began
+        keep = (ended & ~((prev_end < 0) & self._partial)).cpu()
+        self._partial &= ~ended.any(0)
+        return EpisodeStats(ep_returns.cpu()[keep].tolist(), ep_lengths.cpu()[keep].tolist())
 
     def _finish(self, raw_obs, final_obs, rewards, terminated, truncated, actions, log_probs,
                 params) -> Batch:
@@ -150,9 +160,11 @@ class Collector:
 
     def state_dict(self) -> dict:
         """What carries over between rollouts (for exact resume): the observations to act
-        on next, per-env episode return/length so far, and the discounted-return tracker."""
+        on next, per-env episode return/length so far, the discounted-return tracker, and
+        which envs still run a staggered first episode."""
         return {"obs": self.obs.cpu(), "ep_return": self._ep_return.cpu(),
-                "ep_length": self._ep_length.cpu(), "disc_return": self._disc_return.cpu()}
+                "ep_length": self._ep_length.cpu(), "disc_return": self._disc_return.cpu(),
+                "partial": self._partial.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
         if tuple(state["obs"].shape) != tuple(self.obs.shape):
@@ -162,3 +174,5 @@ class Collector:
         self._ep_return = state["ep_return"].to(self.device)
         self._ep_length = state["ep_length"].to(self.device)
         self._disc_return = state["disc_return"].to(self.device)
+        if "partial" in state:  # (absent from checkpoints written before staggering)
+            self._partial = state["partial"].to(self.device)

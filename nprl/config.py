@@ -29,6 +29,8 @@ class RunConfig:
     device: "auto" (CUDA when present), "cpu" or "cuda". backend: "auto" (torch-native env
     where nprl has one), "torch" or "gymnasium"; vectorization: "sync" or "async".
     normalize_obs / normalize_reward: running observation normalisation, return scaling.
+    stagger_episodes: start each env's time limit at a random offset, so that the envs'
+        episodes do not run in lock-step (``nprl.envs.stagger``; Pendulum's presets).
     eval_every: env steps between evaluations (0: at the end only); eval_episodes: run in
     parallel as one vector env; solved_threshold: the return that counts as solved;
     stop_when_solved: end the run at the first deterministic evaluation ≥ threshold.
@@ -54,6 +56,7 @@ class RunConfig:
     normalize_obs: bool = False
     normalize_reward: bool = False
     obs_clip: float = 10.0
+    stagger_episodes: bool = False
     eval_every: int = 10_000
     eval_episodes: int = 10
     solved_threshold: float | None = None

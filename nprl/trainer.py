@@ -130,7 +130,8 @@ class Trainer:
         self.agent = AGENTS[cfg.agent_name].build(self.policy, cfg.agent, self.total_updates)
         self.collector = Collector(self.env, self.policy, run.n_steps, run.gamma, run.gae_lambda,
                                    self.obs_norm, self.reward_scaler,
-                                   seed=self.parallel.env_seed(cfg.seed, run.n_envs))
+                                   seed=self.parallel.env_seed(cfg.seed, run.n_envs),
+                                   stagger=run.stagger_episodes)
         self.guard = UpdateGuard(self.policy, self.agent)
         self.steps, self.updates, self.evals_done = 0, 0, 0
         self.next_eval = run.eval_every

@@ -60,8 +60,9 @@ def raw_steps(run_dir, tag):
 
 @pytest.mark.parametrize("agent,backend", CASES)
 def test_crash_then_resume_is_bit_identical(agent, backend, tmp_path):
-    # Observation and reward normalisation on: their statistics must carry over too.
-    extra = dict(normalize_obs=True, normalize_reward=True, backend=backend)
+    # Observation and reward normalisation and staggering on: their state must carry over.
+    extra = dict(normalize_obs=True, normalize_reward=True, stagger_episodes=True,
+                 backend=backend)
     straight = build(agent, tmp_path, "straight", **extra).run()
     broken = build(agent, tmp_path, "broken", **extra)
     crash_after(broken, 3)

@@ -102,6 +102,19 @@ class GymVecEnv:
             probe.close()
         return error
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The ``TimeLimit`` of the sub-envs (``gym.make``'s registration), None without."""
+        try:
+            limit = self.env.get_attr("_max_episode_steps")[0]
+        except AttributeError:
+            return None
+        return None if limit is None else int(limit)
+
+    def set_elapsed_steps(self, elapsed_steps: Tensor) -> None:
+        """Set each sub-env's ``TimeLimit`` counter ([N]), as ``TorchVecEnv`` does."""
+        self.env.set_attr("_elapsed_steps", [int(s) for s in elapsed_steps.tolist()])
+
     def state_dict(self) -> dict | None:
         """Each env's state as plain data (see ``nprl.envs.gym_state``), or None where it
         cannot be captured (async envs live in subprocesses; simulator-backed envs)."""

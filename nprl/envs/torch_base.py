@@ -180,10 +180,15 @@ class TorchVecEnv:
             )
         self._s = state.to(**self._factory).t().contiguous()
         if elapsed_steps is not None:
-            steps = torch.as_tensor(elapsed_steps, device=self.device)
-            self.elapsed_steps.copy_(steps.expand(self.num_envs))
+            self.set_elapsed_steps(elapsed_steps)
         self._needs_reset = False
         return self._observe(self._s)
+
+    def set_elapsed_steps(self, elapsed_steps: Tensor | int) -> None:
+        """Set the time-limit counters ([N] or one int): an env truncates after
+        ``max_episode_steps − elapsed`` more steps (``nprl.envs.stagger``)."""
+        steps = torch.as_tensor(elapsed_steps, device=self.device)
+        self.elapsed_steps.copy_(steps.expand(self.num_envs))
 
     def state_dict(self) -> dict:
         """Everything ``step`` depends on, as CPU tensors (checkpoints, exact resume):
