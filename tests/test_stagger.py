@@ -94,11 +94,14 @@ def test_statistics_hold_whole_episodes_only():
     assert not col._partial.any()
 
 
-def test_trainer_staggers_only_on_request(tmp_path):
-    def elapsed(stagger):
+def test_trainer_staggers_only_on_request_and_never_the_evaluation(tmp_path):
+    def trainer(stagger):
         cfg = resolve("trpo", "Pendulum-v1", 7, {"steps": 512, "n_envs": 16, "n_steps": 32,
                                                   "stagger_episodes": stagger})
-        return Trainer(cfg, tmp_path, progress=False).env.elapsed_steps
-    assert not elapsed(False).any()
-    staggered = elapsed(True)
+        return Trainer(cfg, tmp_path, progress=False)
+    assert not trainer(False).env.elapsed_steps.any()
+    t = trainer(True)
+    staggered = t.env.elapsed_steps
     assert staggered.unique().numel() > 8 and int(staggered.max()) < 200
+    t.evaluate()
+    assert not t.eval_env.elapsed_steps.any()  # whole evaluation episodes (200 steps)

@@ -10,8 +10,12 @@ limit − k steps, so from the first rollout on the batch covers every phase eve
 (Isaac Gym's legged-robot tasks randomise the initial episode length for the same
 reason). The cut is a truncation: GAE bootstraps through it, so the learning targets stay
 unbiased; the collector leaves these shortened first episodes out of the episode
-statistics. Measured on Pendulum-v1 over 16 seeds at 100k steps (median final return):
-TRPO −174.5 → −145.9 at 8 × 256 and −318.5 → −142.3 at 64 × 32; PPO −183.4 → −145.4.
+statistics. Evaluation episodes are never staggered.
+
+It matters for many envs with short rollouts, which the torch-native envs make cheap.
+TRPO on Pendulum-v1, 16 seeds, 100k steps, median final return (seeds reaching −200):
+64 × 32: −318.5 (6/16) → −169.2 (15/16); 32 × 64: −230.6 (9/16) → −169.6 (16/16);
+8 × 256, where a rollout spans a whole episode: −174.5 (16/16) → −168.5 (15/16).
 """
 
 from __future__ import annotations
