@@ -103,3 +103,21 @@ def test_episode_statistics_carry_across_rollouts():
     seen = [col.collect()[1] for _ in range(4)]  # 12 steps: episodes end at steps 5, 10
     assert [s.returns for s in seen] == [[], [15.0, 15.0], [], [15.0, 15.0]]
     assert [s.lengths for s in seen] == [[], [5, 5], [], [5, 5]]
+
+
+def test_gym_backend_seeds_are_spread_not_consecutive():
+    """gymnasium alone seeds sub-env i with seed + i: seeds 3 and 4 would share 7 of 8
+    start states. The adapter's are reproducible and share none."""
+    env = make_env("Pendulum-v1", 8, backend="gymnasium")
+
+    def starts(seed):
+        env.reset(seed=seed)
+        return {tuple(e.unwrapped.state.round(12)) for e in env.env.envs}
+
+    assert starts(3) == starts(3)
+    assert len(starts(3)) == 8 and not starts(3) & starts(4)
+    raw = gym.make_vec("Pendulum-v1", 8, vectorization_mode="sync")
+    raw.reset(seed=3)
+    a = {tuple(e.unwrapped.state.round(12)) for e in raw.envs}
+    raw.reset(seed=4)
+    assert len(a & {tuple(e.unwrapped.state.round(12)) for e in raw.envs}) == 7  # gymnasium's

@@ -54,8 +54,15 @@ class GymVecEnv:
         return torch.as_tensor(obs, dtype=torch.float32).to(self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
+        """Reset every env. gymnasium seeds sub-env i with ``seed + i``, so seeds s and
+        s + 1 would share all but one env's random stream: runs with neighbouring
+        ``--seed`` values would replay each other's start states, and consecutive
+        evaluations (seeds s, s + 1, ...) would reuse 9 of 10 start states. One seed is
+        spread into independent per-env seeds instead (``numpy.random.SeedSequence``)."""
+        seeds = None if seed is None else [
+            int(s) for s in np.random.SeedSequence(seed).generate_state(self.num_envs)]
         try:
-            obs, _ = self.env.reset(seed=seed)
+            obs, _ = self.env.reset(seed=seeds)
         except ValueError as e:
             raise self._diagnose(e) from None
         return self._obs(obs)
