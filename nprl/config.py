@@ -30,7 +30,8 @@ class RunConfig:
     where nprl has one), "torch" or "gymnasium"; vectorization: "sync" or "async".
     normalize_obs / normalize_reward: running observation normalisation, return scaling.
     stagger_episodes: start each env's time limit at a random offset, so that the envs'
-        episodes do not run in lock-step (``nprl.envs.stagger``; Pendulum's presets).
+        episodes do not run in lock-step (``nprl.envs.stagger``; Acrobot's and Pendulum's
+        presets).
     eval_every: env steps between evaluations (0: at the end only); eval_episodes: run in
     parallel as one vector env; solved_threshold: the return that counts as solved;
     stop_when_solved: end the run at the first deterministic evaluation ≥ threshold.
