@@ -10,7 +10,8 @@ limit − k steps, so from the first rollout on the batch covers every phase eve
 (Isaac Gym's legged-robot tasks randomise the initial episode length for the same
 reason). The cut is a truncation: GAE bootstraps through it, so the learning targets stay
 unbiased; the collector leaves these shortened first episodes out of the episode
-statistics. Evaluation episodes are never staggered.
+statistics (so the first ones it reports end one to two time limits into the run).
+Evaluation episodes are never staggered.
 
 It matters for many envs with short rollouts, which the torch-native envs make cheap.
 TRPO on Pendulum-v1, 16 seeds, 100k steps, median final return (seeds reaching −200):
