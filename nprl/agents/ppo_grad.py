@@ -96,10 +96,12 @@ class ManualPPOGradient:
 
         values = self.critic.forward(mb.obs).squeeze(-1)
         value_loss, d_values = self._value_loss(values, mb, cfg)
-        entropy, d_entropy = self.family.entropy_and_grad(params)
         g_params = g_logp.unsqueeze(-1) * dlogp
         if cfg.ent_coef:
+            entropy, d_entropy = self.family.entropy_and_grad(params)
             g_params -= (cfg.ent_coef / batch) * d_entropy
+        else:  # (the statistic only: no gradient to build)
+            entropy = self.family.entropy(params)
 
         width = out.shape[-1]
         self.actor.backward(g_params[:, :width])
