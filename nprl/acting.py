@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nprl.activations import Tanh, tanh_
 from nprl.curvature.linearise import mlp_parameters
 from nprl.policies import ActorCritic
 
 # In-place activations: the hidden activations are fresh tensors nobody else holds.
 _INPLACE: dict[type[nn.Module], Callable[[nn.Module], Callable[[Tensor], Tensor] | None]] = {
+    Tanh: lambda m: tanh_,  # nprl's Tanh: the same formula as its forward, bit for bit
     nn.Tanh: lambda m: torch.tanh_,
     nn.Sigmoid: lambda m: torch.sigmoid_,
     nn.ReLU: lambda m: torch.relu_,

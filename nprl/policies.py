@@ -16,9 +16,11 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from nprl.activations import Tanh
 from nprl.distributions import DiagGaussian, family_for
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+# "tanh" is nprl's Tanh: nn.Tanh's function by a formula ~5× cheaper on a CPU (nprl.activations)
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 
 
 def mlp(sizes: Sequence[int], activation: str, out_gain: float) -> nn.Sequential:

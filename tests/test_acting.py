@@ -18,14 +18,15 @@ SPACES = {"categorical": gym.spaces.Discrete(4),
 
 @pytest.mark.parametrize("action", SPACES)
 @pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
-def test_bit_identical_to_dist_params(action, activation):
+@pytest.mark.parametrize("rows", [7, 1024])  # tanh: torch.tanh, then nprl's formula
+def test_bit_identical_to_dist_params(action, activation, rows):
     torch.manual_seed(0)
     policy = ActorCritic(OBS, SPACES[action], (16, 8), activation, init_log_std=-0.3)
     for p in policy.parameters():  # non-trivial biases and log-std
         p.data.add_(torch.randn_like(p) * 0.3)
     fast = acting_fn(policy)
     assert fast is not policy.dist_params  # the direct path applies
-    obs = torch.randn(7, 5)
+    obs = torch.randn(rows, 5)
     obs_before = obs.clone()
     with torch.inference_mode():
         want, got = policy.dist_params(obs), fast(obs)
