@@ -15,9 +15,12 @@ absolute terms (it loses tanh's relative accuracy for |z| ≲ 1e-3, where the ab
 is the same ~1e-7 and nothing a network computes can tell). Every path of nprl (the
 ``Tanh`` module's forward and backward, the collector's acting, the hand-written
 linearisation and critic gradient) makes the same choice for the same tensor, so they agree
-bit for bit with each other. ``torch.tanh`` itself is used off the CPU (one fused kernel
-there) and for tensors under ``SMALL`` elements, e.g. acting on 8 envs with 64 units: four
-kernel launches of ~3 µs each cost more than tanh there (8 × 64: 13 µs against 3 µs).
+bit for bit with each other. The formula is for float32 on the CPU, from ``SMALL``
+elements up; everywhere else it is ``torch.tanh`` itself: off the CPU (one fused kernel
+there), under ``SMALL`` elements (acting on 8 envs with 64 units: four kernel launches of
+~3 µs each cost more than tanh, 13 µs against 3 µs), and in float64, the dtype of reference
+computations, so that a float64 result does not depend on how a batch is split (a rank's
+half batch may fall under ``SMALL`` where the whole batch does not).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ SMALL = 8192  # elements; 64 × 64 measured a tie, 1,024 × 64 already ~4× in t
 
 
 def _fused(z: Tensor) -> bool:
-    """Whether ``torch.tanh`` itself is the cheaper (off the CPU, or a small tensor)."""
-    return z.device.type != "cpu" or z.numel() < SMALL
+    """Whether to use ``torch.tanh`` itself (see the module doc)."""
+    return z.device.type != "cpu" or z.dtype != torch.float32 or z.numel() < SMALL
 
 
 def tanh(z: Tensor) -> Tensor:

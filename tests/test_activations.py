@@ -18,9 +18,9 @@ Z = torch.cat([torch.linspace(-30, 30, 600_001), torch.logspace(-30, 1, 200)])
 
 def test_values_match_float64_tanh():
     ref = torch.tanh(Z.double())
-    for z, tol in ((Z, 2.5e-7), (Z.double(), 5e-16)):
-        err = (tanh(z).double() - ref).abs()
-        assert err.max() <= tol, float(err.max())
+    err = (tanh(Z).double() - ref).abs()
+    assert err.max() <= 2.5e-7, float(err.max())
+    assert torch.equal(tanh(Z.double()), ref)  # float64: torch.tanh itself
     # A wrong formula (σ(z)·2 − 1 = tanh(z/2)) is off by up to ~0.4.
     assert (torch.sigmoid(Z).mul(2).sub(1).double() - ref).abs().max() > 0.3
     special = torch.tensor([0.0, float("inf"), -float("inf"), float("nan"), 1e-30, -1e-30])
@@ -35,7 +35,7 @@ def test_values_match_float64_tanh():
 
 def wide(f):
     """z [n] ↦ f applied to z repeated over SMALL rows, averaged back to [n]: a small
-    input for gradcheck and jacrev that still takes the formula's path."""
+    input for jacrev that still takes the formula's path."""
     return lambda z: f(z.expand(SMALL, *z.shape)).mean(0)
 
 
@@ -52,19 +52,17 @@ def test_in_place_grad_and_no_grad_paths_agree_bit_for_bit():
 
 
 def test_derivatives():
-    z = (torch.randn(SMALL, dtype=torch.float64) * 2).requires_grad_()
+    z = (torch.randn(SMALL) * 2).requires_grad_()
     (g,) = torch.autograd.grad(tanh(z).sum(), z, create_graph=True)
-    assert torch.allclose(g, 1 - torch.tanh(z) ** 2, rtol=0, atol=1e-14)
+    t = torch.tanh(z.detach().double())
+    assert torch.allclose(g.double(), 1 - t**2, rtol=0, atol=1e-6)
     (h,) = torch.autograd.grad(g.sum(), z)  # d²/dz² tanh = −2 tanh (1 − tanh²)
-    t = torch.tanh(z.detach())
-    assert torch.allclose(h, -2 * t * (1 - t * t), rtol=0, atol=1e-14)
-    few = z.detach()[:5].clone().requires_grad_()
-    assert torch.autograd.gradcheck(wide(tanh), (few,))
-    assert torch.autograd.gradgradcheck(wide(tanh), (few,))
+    assert torch.allclose(h.double(), -2 * t * (1 - t * t), rtol=0, atol=2e-6)
     # torch.func: per-sample jacobians under vmap (what the dense Fisher references use)
-    x = torch.randn(6, 3, dtype=torch.float64)
+    x = torch.randn(6, 3)
     jac = torch.func.vmap(torch.func.jacrev(wide(tanh)))(x)
-    assert torch.allclose(jac, torch.diag_embed(1 - torch.tanh(x) ** 2), atol=1e-14)
+    want = torch.diag_embed(1 - torch.tanh(x.double()) ** 2)
+    assert torch.allclose(jac.double(), want, rtol=0, atol=1e-6)
 
 
 def test_policy_networks_use_it_and_match_nn_tanh():

@@ -168,6 +168,12 @@ def test_two_ranks_make_the_single_process_update(agent):
     assert m0.keys() == ref_metrics.keys()
     for key, ref in ref_metrics.items():  # logged statistics are global too
         assert m0[key] == m1[key], key
+        if key.startswith("kfac_cond") and ref > 1e12:
+            # A singular factor (the softmax layer's G always is) reads ≈ 1/eps: the smallest
+            # eigenvalue is round-off, so only "singular on both" is a fact (seen: 4.5e15
+            # against 3.6e15 for the same update on one machine).
+            assert m0[key] > 1e12, (key, m0[key], ref)
+            continue
         assert math.isclose(m0[key], ref, rel_tol=1e-9, abs_tol=1e-10) or \
             (math.isnan(ref) and math.isnan(m0[key])), (key, m0[key], ref)
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from nprl.agents.configs import ACKTRConfig
 from nprl.agents.critic import explained_variance
 from nprl.agents.kfac_critic import KFACCritic
-from nprl.agents.objectives import mean_kl, normalize, policy_gradient, surrogate
+from nprl.agents.objectives import BatchObjective, normalize
 from nprl.batch import Batch, Samples
 from nprl.curvature import (
     KFAC,
@@ -35,7 +35,6 @@ from nprl.curvature import (
     natural_step,
     take_step,
 )
-from nprl.distributed import all_reduce_mean
 
 
 class ACKTR:
@@ -80,13 +79,14 @@ class ACKTR:
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, s = self.cfg, batch.flat()
         adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
-        g = policy_gradient(self.policy, s, adv)
+        objective = BatchObjective(self.policy, s, adv)
+        g = objective.gradient()
         ns = natural_step(self.curvature(s), self.with_momentum(g), cfg.kl_clip)
         scale, dFd = self.trust_scale(ns.direction, ns.sFs, s)
         eta = min(cfg.lr, scale) if math.isfinite(scale) else math.nan  # NaN: step skipped
         step = eta * ns.direction
-        evaluate = lambda: (surrogate(self.policy, s, adv), mean_kl(self.policy, s))  # noqa: E731
-        ls = take_step(self.params, step, float(g @ step), evaluate)
+        ls = take_step(self.params, step, float(g @ step), objective.evaluate,
+                       surr0=objective.surr0)
         rho = ls.actual_improve / ls.expected_improve \
             if ls.accepted and ls.expected_improve != 0 else -math.inf
         self.damping.update(rho if math.isfinite(rho) else -math.inf)
@@ -95,11 +95,9 @@ class ACKTR:
         # direction or step, or a critic step refused for a non-finite value.
         fault = (not bool(torch.isfinite(g).all()) or not ns.finite or not ls.accepted
                  or self.critic.skipped > 0)
-        with torch.no_grad():
-            entropy = all_reduce_mean(self.policy.family.entropy(self.policy.dist_params(s.obs))
-                                      .mean())
         return {
-            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
+            "kl": ls.kl, "entropy": objective.entropy(moved=ls.accepted),
+            "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": dFd,
             "sFs_kfac": ns.sFs,

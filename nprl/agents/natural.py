@@ -17,7 +17,7 @@ import torch
 
 from nprl.agents.configs import NPGConfig
 from nprl.agents.critic import CriticTrainer, explained_variance
-from nprl.agents.objectives import mean_kl, normalize, policy_gradient, surrogate
+from nprl.agents.objectives import BatchObjective, normalize
 from nprl.batch import Batch, Samples
 from nprl.curvature import (
     KFAC,
@@ -28,7 +28,6 @@ from nprl.curvature import (
     natural_step,
     take_step,
 )
-from nprl.distributed import all_reduce_mean
 
 
 class NaturalGradient:
@@ -59,17 +58,19 @@ class NaturalGradient:
                               cg_tol=cfg.cg_tol, preconditioner=precond)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        cfg, family, s = self.cfg, self.policy.family, batch.flat()
+        cfg, s = self.cfg, batch.flat()
         adv = normalize(s.advantages) if cfg.normalize_advantage else s.advantages
-        g = policy_gradient(self.policy, s, adv)
+        objective = BatchObjective(self.policy, s, adv)
+        g = objective.gradient()
         max_kl = self.max_kl()
         ns = natural_step(self.curvature(s), g, max_kl)
-        evaluate = lambda: (surrogate(self.policy, s, adv), mean_kl(self.policy, s))  # noqa: E731
         if cfg.line_search:
-            ls = kl_line_search(self.params, ns.step, ns.expected_improve, evaluate, max_kl,
-                                cfg.backtrack_coef, cfg.max_backtracks, cfg.accept_ratio)
+            ls = kl_line_search(self.params, ns.step, ns.expected_improve, objective.evaluate,
+                                max_kl, cfg.backtrack_coef, cfg.max_backtracks,
+                                cfg.accept_ratio, surr0=objective.surr0)
         else:
-            ls = take_step(self.params, ns.step, ns.expected_improve, evaluate)
+            ls = take_step(self.params, ns.step, ns.expected_improve, objective.evaluate,
+                           surr0=objective.surr0)
         # ρ = actual / predicted; a zero step (zero gradient) predicts nothing: ρ undefined.
         rho = ls.actual_improve / ls.expected_improve \
             if ls.accepted and ls.expected_improve != 0 else -math.inf
@@ -82,10 +83,9 @@ class NaturalGradient:
         fault = (not bool(torch.isfinite(g).all()) or not ns.finite
                  or not (ls.accepted or refused_finite) or self.critic.skipped > 0)
         self.updates += 1
-        with torch.no_grad():
-            entropy = all_reduce_mean(family.entropy(self.policy.dist_params(s.obs)).mean())
         return {
-            "kl": ls.kl, "entropy": float(entropy), "value_loss": value_loss,
+            "kl": ls.kl, "entropy": objective.entropy(moved=ls.accepted),
+            "value_loss": value_loss,
             "explained_variance": explained_variance(s.values, s.returns),
             "cg_residual": ns.cg_residual, "cg_iters": ns.cg_iters, "sFs": ns.sFs,
             "expected_improve": ls.expected_improve, "actual_improve": ls.actual_improve,

@@ -47,6 +47,7 @@ def kl_line_search(
     backtrack_coef: float = 0.8,
     max_backtracks: int = 10,
     accept_ratio: float = 0.0,
+    surr0: Tensor | None = None,
 ) -> LineSearchResult:
     """Try θ_old + c^k · step for k = 0..max_backtracks.
 
@@ -55,10 +56,12 @@ def kl_line_search(
     expected_improve: gᵀ step, the first-order prediction for the full step.
     Accepts the first point where everything is finite, kl ≤ max_kl, the surrogate
     improves, and improvement / (c^k · expected) ≥ accept_ratio. Otherwise the parameters
-    are restored bit for bit.
+    are restored bit for bit. surr0: the surrogate at the current parameters when the
+    caller has it already (one evaluation fewer).
     """
     saved = snapshot(params)
-    surr0, _ = evaluate()
+    if surr0 is None:
+        surr0, _ = evaluate()
     last = LineSearchResult(False, 0, 0.0, float("nan"), float("nan"), expected_improve)
     if not (bool(torch.isfinite(full_step).all()) and math.isfinite(float(surr0))):
         return last
@@ -85,11 +88,14 @@ def take_step(
     step: Tensor,
     expected_improve: float,
     evaluate: Callable[[], tuple[Tensor, Tensor]],
+    surr0: Tensor | None = None,
 ) -> LineSearchResult:
     """Apply the full step without a search (NPG, ACKTR), but never leave the parameters
-    non-finite: a step whose surrogate or KL is not finite is undone bit for bit."""
+    non-finite: a step whose surrogate or KL is not finite is undone bit for bit.
+    surr0: as in ``kl_line_search``."""
     saved = snapshot(params)
-    surr0, _ = evaluate()
+    if surr0 is None:
+        surr0, _ = evaluate()
     if not bool(torch.isfinite(step).all()):
         return LineSearchResult(False, 0, 0.0, float("nan"), float("nan"), expected_improve)
     for p, s, d in zip(params, saved, unflat(step, saved)):
