@@ -15,9 +15,11 @@ land in one flat buffer whose slices are the parameters' ``.grad`` (a finiteness
 one reduction). Any other network, or one with hooks, falls back to autograd in
 ``CriticTrainer``; the two agree to float64 round-off (tests/test_mlp_grad.py).
 
-PPO uses it too (``nprl.agents.ppo_grad``), with the clipped loss's gradient on the
-outputs also written out: the reverse pass alone, with autograd still differentiating the
-loss, saved nothing measurable.
+``ManualActor`` wraps it for an ``ActorCritic``'s actor (the MLP plus the state-independent
+log-std): PPO's minibatch gradient (``nprl.agents.ppo_grad``) and the natural-gradient
+agents' policy gradient (``nprl.agents.objectives``) run through it, with the loss's
+gradient on the distribution parameters also written out: the reverse pass alone, with
+autograd still differentiating the loss, saved nothing measurable.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters
+from nprl.policies import ActorCritic
 
 
 def has_grad_hook(p: Tensor) -> bool:
@@ -76,9 +79,10 @@ class ManualMLP:
         return out
 
     @torch.no_grad()
-    def backward(self, cotangent: Tensor) -> None:
+    def backward(self, cotangent: Tensor, attach: bool = True) -> None:
         """Set every parameter's ``.grad`` to ∂L/∂θ given ``cotangent`` = ∂L/∂out [B, out]
-        of the last ``forward`` (overwrites, does not accumulate)."""
+        of the last ``forward`` (overwrites, does not accumulate). attach=False: only
+        ``flat_grad`` is written, the parameters' ``.grad`` are left alone."""
         g = cotangent
         grads = iter(reversed(self.grads))
         for l in range(len(self.linears) - 1, -1, -1):
@@ -91,9 +95,10 @@ class ManualMLP:
                 d = self._derivs[l - 1]
                 if d is not None:
                     g = g.mul_(d)
-        for p, grad in zip(self.params, self.grads):
-            if p.grad is not grad:
-                p.grad = grad
+        if attach:
+            for p, grad in zip(self.params, self.grads):
+                if p.grad is not grad:
+                    p.grad = grad
 
     def mse_and_grad(self, x: Tensor, y: Tensor) -> Tensor:
         """mean_b (net(x)_b − y_b)² for a one-output net, with its gradient in ``.grad``.
@@ -101,3 +106,54 @@ class ManualMLP:
         residual = self.forward(x).squeeze(-1) - y
         self.backward((residual * (2.0 / len(y))).unsqueeze(-1))
         return residual.pow(2).mean()
+
+
+class ManualActor:
+    """``ActorCritic.dist_params`` by hand for a plain-MLP actor: the forward pass with its
+    caches, and the reverse pass from ∂L/∂params [B, P] to the gradient over
+    ``actor_parameters()`` (the MLP's weights and biases, then the log-std) in one flat
+    buffer, ``flat_grad``."""
+
+    def __init__(self, policy: ActorCritic, mlp: list[Tensor],
+                 flat_grad: Tensor | None = None) -> None:
+        self.log_std = policy.log_std
+        sizes = [sum(p.numel() for p in mlp), 0 if self.log_std is None
+                 else self.log_std.numel()]
+        self.flat_grad = flat_grad if flat_grad is not None else torch.zeros(
+            sum(sizes), dtype=mlp[0].dtype, device=mlp[0].device)
+        g_mlp, self.log_std_grad = self.flat_grad.split(sizes)
+        self.mlp = ManualMLP(list(policy.actor), mlp, g_mlp)
+        self.width = self.mlp.linears[-1].out_features
+
+    @classmethod
+    def build(cls, policy, flat_grad: Tensor | None = None) -> ManualActor | None:
+        """The hand-written path when ``policy`` is an ``ActorCritic`` whose ``dist_params``
+        and ``actor_parameters`` are its own and whose actor is a plain MLP; else None."""
+        if not isinstance(policy, ActorCritic) or any(
+                getattr(type(policy), m) is not getattr(ActorCritic, m)
+                for m in ("dist_params", "actor_parameters")):
+            return None
+        mlp = mlp_parameters(policy.actor)
+        return None if mlp is None else cls(policy, mlp, flat_grad)
+
+    def applies(self, obs: Tensor) -> bool:
+        """False for observations that are not [B, features], or while a hook is set."""
+        hooked = self.log_std is not None and has_grad_hook(self.log_std)
+        return obs.dim() == 2 and self.mlp.applies() and not hooked
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """The distribution parameters [B, P] (outside autograd), caching for ``backward``."""
+        out = self.mlp.forward(obs)
+        if self.log_std is None:
+            return out
+        return torch.cat([out, self.log_std.detach().expand_as(out)], dim=-1)
+
+    @torch.no_grad()
+    def backward(self, g_params: Tensor, attach: bool = True) -> None:
+        """``flat_grad`` (and with ``attach`` every actor parameter's ``.grad``) set to
+        ∂L/∂θ given ``g_params`` = ∂L/∂params [B, P] of the last ``forward``."""
+        self.mlp.backward(g_params[:, :self.width], attach)
+        if self.log_std is not None:
+            torch.sum(g_params[:, self.width:], 0, out=self.log_std_grad)
+            if attach and self.log_std.grad is not self.log_std_grad:
+                self.log_std.grad = self.log_std_grad

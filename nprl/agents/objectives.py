@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nprl.agents.mlp_grad import ManualActor
 from nprl.batch import Samples
 from nprl.curvature import flat
 from nprl.distributed import all_reduce_mean, global_mean_std
@@ -27,7 +28,9 @@ class BatchObjective:
 
     ``gradient()``  g = ∇θ L at θ_old, flat over ``policy.actor_parameters()``; keeps
                     L(θ_old) as ``surr0`` for the line search, which then need not
-                    evaluate θ_old again.
+                    evaluate θ_old again. By hand for a plain-MLP ``ActorCritic``
+                    (``ManualActor``: ∂L/∂params = r Â ∂log π/∂params / B, then the MLP's
+                    reverse pass; ~2× cheaper than autograd), autograd otherwise.
     ``evaluate()``  (L, KL) at the current parameters, as the line search calls it.
     ``entropy(moved)`` the mean entropy at the current parameters: the last evaluated
                     point's when the update moved θ there (an accepted step), else one pass.
@@ -40,9 +43,17 @@ class BatchObjective:
         self._last: Tensor | None = None  # the distribution parameters of the last evaluate
 
     def gradient(self) -> Tensor:
+        s, manual = self.s, ManualActor.build(self.policy)
+        if manual is not None and manual.applies(s.obs):
+            with torch.no_grad():
+                logp, dlogp = self.family.log_prob_and_grad(manual.forward(s.obs), s.actions)
+                w = torch.exp(logp - s.log_probs) * self.adv  # r Â per row
+                self.surr0 = all_reduce_mean(w.mean())
+                manual.backward(dlogp * (w / len(w)).unsqueeze(-1), attach=False)
+            return all_reduce_mean(manual.flat_grad)
         params = self.policy.actor_parameters()
-        logp = self.family.log_prob(self.policy.dist_params(self.s.obs), self.s.actions)
-        surr = all_reduce_mean((torch.exp(logp - self.s.log_probs) * self.adv).mean())
+        logp = self.family.log_prob(self.policy.dist_params(s.obs), s.actions)
+        surr = all_reduce_mean((torch.exp(logp - s.log_probs) * self.adv).mean())
         g = flat(torch.autograd.grad(surr, params), params)
         self.surr0 = surr.detach()
         return all_reduce_mean(g)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.mlp_grad import ManualMLP, has_grad_hook
+from nprl.agents.mlp_grad import ManualActor, ManualMLP
 from nprl.curvature.linearise import mlp_parameters
 from nprl.policies import ActorCritic
 
@@ -42,15 +42,12 @@ class ManualPPOGradient:
 
     def __init__(self, policy: ActorCritic, actor: list[Tensor], critic: list[Tensor]) -> None:
         self.policy, self.family = policy, policy.family
-        self.log_std = policy.log_std
-        first = next(iter(actor))
-        sizes = [sum(p.numel() for p in actor), 0 if self.log_std is None
-                 else self.log_std.numel(), sum(p.numel() for p in critic)]
-        self.flat_grad = torch.zeros(sum(sizes), dtype=first.dtype, device=first.device)
-        g_actor, g_log_std, g_critic = self.flat_grad.split(sizes)
-        self.actor = ManualMLP(list(policy.actor), actor, g_actor)
+        n_actor = sum(p.numel() for p in policy.actor_parameters())
+        sizes = [n_actor, sum(p.numel() for p in critic)]
+        self.flat_grad = torch.zeros(sum(sizes), dtype=actor[0].dtype, device=actor[0].device)
+        g_actor, g_critic = self.flat_grad.split(sizes)
+        self.actor = ManualActor(policy, actor, g_actor)
         self.critic = ManualMLP(list(policy.critic), critic, g_critic)
-        self.log_std_grad = g_log_std
 
     @classmethod
     def build(cls, policy, params: list[Tensor]) -> ManualPPOGradient | None:
@@ -72,18 +69,14 @@ class ManualPPOGradient:
 
     def applies(self, obs: Tensor) -> bool:
         """False for observations that are not [B, features], or while a hook is set."""
-        hooked = self.log_std is not None and has_grad_hook(self.log_std)
-        return obs.dim() == 2 and self.actor.applies() and self.critic.applies() \
-            and not hooked
+        return self.actor.applies(obs) and self.critic.applies()
 
     @torch.no_grad()
     def loss_and_grad(self, mb, adv: Tensor, cfg: PPOConfig) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss (0-d) and its statistics; every parameter's ``.grad`` set to ∂L/∂θ.
         mb: the minibatch (``Samples``); adv: its advantages, normalised as the loss uses them."""
         batch = len(adv)
-        out = self.actor.forward(mb.obs)
-        params = out if self.log_std is None else \
-            torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        params = self.actor.forward(mb.obs)
         logp, dlogp = self.family.log_prob_and_grad(params, mb.actions)
         log_ratio = logp - mb.log_probs
         ratio = log_ratio.exp()
@@ -103,13 +96,8 @@ class ManualPPOGradient:
         else:  # (the statistic only: no gradient to build)
             entropy = self.family.entropy(params)
 
-        width = out.shape[-1]
-        self.actor.backward(g_params[:, :width])
+        self.actor.backward(g_params)
         self.critic.backward((d_values * (cfg.vf_coef / batch)).unsqueeze(-1))
-        if self.log_std is not None:
-            torch.sum(g_params[:, width:], 0, out=self.log_std_grad)
-            if self.log_std.grad is not self.log_std_grad:
-                self.log_std.grad = self.log_std_grad
         entropy = entropy.mean()
         loss = pg_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
         stats = {"policy_loss": pg_loss, "value_loss": value_loss, "entropy": entropy,
