@@ -53,10 +53,14 @@ def main() -> None:
     for task in args.tasks:
         env, thr = task.rsplit(":", 1)
         for agent in args.agents:
+            # Seed by seed, the two backends in turn: drift in the machine's speed (other
+            # tenants, clocks) then hits both alike.
+            runs: dict[str, list] = {"torch": [], "gymnasium": []}
+            for s in args.seeds:
+                for backend, rows in runs.items():
+                    rows.append(time_to(agent, env, float(thr), s, backend, args.eval_every))
             med = {}
-            for backend in ("torch", "gymnasium"):
-                rows = [time_to(agent, env, float(thr), s, backend, args.eval_every)
-                        for s in args.seeds]
+            for backend, rows in runs.items():
                 med[backend] = [statistics.median(r[i] for r in rows) for i in range(3)]
                 print(f"{env:<14}{agent:<6}{backend:<11}{med[backend][0]:>10.0f}"
                       f"{med[backend][1]:>8.2f}{med[backend][2]:>9.0f}  "
