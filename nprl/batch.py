@@ -74,6 +74,11 @@ class Samples:
     def index(self, idx: Tensor) -> Samples:
         return Samples(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def split(self, sizes: list[int]) -> list[Samples]:
+        """Consecutive row blocks of these sizes (views, no copies)."""
+        cols = [getattr(self, f.name).split(sizes) for f in fields(self)]
+        return [Samples(*block) for block in zip(*cols)]
+
 
 def gae(
     rewards: Tensor,

@@ -32,7 +32,7 @@ from nprl import distributed as D
 from nprl.agents import AGENTS, NaturalGradient
 from nprl.agents.configs import ACKTRConfig, NPGConfig, PPOConfig, TRPOConfig
 from nprl.agents.minibatch import MinibatchSampler
-from nprl.batch import Batch
+from nprl.batch import Batch, Samples
 from nprl.parallel import Parallel
 from nprl.policies import ActorCritic
 
@@ -187,6 +187,12 @@ def test_minibatch_pattern_is_a_stratified_partition():
         for idx in parts:  # 2 of the 8 steps of every env column
             assert sorted((idx % 3).tolist()) == [0, 0, 1, 1, 2, 2]
     assert not torch.equal(epochs[0][0], epochs[1][0])
+    # PPO gathers an epoch once and splits it: block k is exactly minibatch k
+    s = Samples(*(torch.randn(24, *shape) for shape in [(3,), (2,), (), (4,), (), (), ()]))
+    blocks = s.index(torch.cat(parts)).split([len(i) for i in parts])
+    for idx, block in zip(parts, blocks):
+        for f in fields(Samples):
+            assert torch.equal(getattr(block, f.name), getattr(s.index(idx), f.name))
 
 
 def test_rank_seed_streams_and_resume_refusal():

@@ -82,12 +82,14 @@ class PPO:
         sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
         for _ in range(cfg.n_epochs):
             parts = sampler.epoch()
+            # One gather per field and epoch, the minibatches are then row blocks (views);
+            # a single minibatch is the whole batch, whose order does not matter.
+            minibatches = [s] if len(parts) == 1 else \
+                s.index(torch.cat(parts)).split([len(i) for i in parts])
             # every minibatch's advantage moments over all ranks, in one collective
-            moments = global_mean_std_each([s.advantages[i] for i in parts]) \
-                if cfg.normalize_advantage else [None] * len(parts)
-            for idx, adv_moments in zip(parts, moments):
-                # one minibatch is the whole batch: its order does not matter
-                mb = s if cfg.n_minibatches == 1 else s.index(idx)
+            moments = global_mean_std_each([mb.advantages for mb in minibatches]) \
+                if cfg.normalize_advantage else [None] * len(minibatches)
+            for mb, adv_moments in zip(minibatches, moments):
                 loss, stats, grad_norm = self._loss_and_grad(mb, family, adv_moments)
                 if not torch.isfinite(grad_norm + loss):  # one sync for both
                     skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
