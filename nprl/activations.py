@@ -34,7 +34,8 @@ SMALL = 8192  # elements; 64 × 64 measured a tie, 1,024 × 64 already ~4× in t
 
 def _fused(z: Tensor) -> bool:
     """Whether to use ``torch.tanh`` itself (see the module doc)."""
-    return z.device.type != "cpu" or z.dtype != torch.float32 or z.numel() < SMALL
+    # (is_cpu, not device.type: a torch.device per call cost ~0.5 µs, twice per env step)
+    return not z.is_cpu or z.dtype is not torch.float32 or z.numel() < SMALL
 
 
 def tanh(z: Tensor) -> Tensor:
