@@ -108,6 +108,13 @@ class ManualMLP:
         return residual.pow(2).mean()
 
 
+def own_methods(policy, *names: str) -> bool:
+    """``policy`` is an ``ActorCritic`` that does not override these methods (what the
+    hand-written passes compute in their place)."""
+    return isinstance(policy, ActorCritic) and all(
+        getattr(type(policy), m) is getattr(ActorCritic, m) for m in names)
+
+
 class ManualActor:
     """``ActorCritic.dist_params`` by hand for a plain-MLP actor: the forward pass with its
     caches, and the reverse pass from ∂L/∂params [B, P] to the gradient over
@@ -129,9 +136,7 @@ class ManualActor:
     def build(cls, policy, flat_grad: Tensor | None = None) -> ManualActor | None:
         """The hand-written path when ``policy`` is an ``ActorCritic`` whose ``dist_params``
         and ``actor_parameters`` are its own and whose actor is a plain MLP; else None."""
-        if not isinstance(policy, ActorCritic) or any(
-                getattr(type(policy), m) is not getattr(ActorCritic, m)
-                for m in ("dist_params", "actor_parameters")):
+        if not own_methods(policy, "dist_params", "actor_parameters"):
             return None
         mlp = mlp_parameters(policy.actor)
         return None if mlp is None else cls(policy, mlp, flat_grad)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from nprl.agents.configs import PPOConfig
-from nprl.agents.mlp_grad import ManualActor, ManualMLP
+from nprl.agents.mlp_grad import ManualActor, ManualMLP, own_methods
 from nprl.curvature.linearise import mlp_parameters
 from nprl.policies import ActorCritic
 
@@ -54,9 +54,8 @@ class ManualPPOGradient:
         """The hand-written path when ``policy`` is an ``ActorCritic`` (methods not
         overridden) with plain MLPs and ``params`` are exactly its actor then critic
         parameters; None otherwise."""
-        if not isinstance(policy, ActorCritic) or any(
-                getattr(type(policy), m) is not getattr(ActorCritic, m)
-                for m in ("dist_params", "value", "actor_parameters", "critic_parameters")):
+        if not own_methods(policy, "dist_params", "value", "actor_parameters",
+                           "critic_parameters"):
             return None
         actor, critic = mlp_parameters(policy.actor), mlp_parameters(policy.critic)
         if actor is None or critic is None:
