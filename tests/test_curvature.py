@@ -287,6 +287,24 @@ def test_mlp_backend_flattens_image_like_observations() -> None:
     assert rel_err(fast.to_dense(), slow.to_dense()) < 1e-10
 
 
+@pytest.mark.parametrize("action_dim, cut", [(1, True), (2, True), (3, False)])
+def test_default_cut_rule_on_a_64_wide_actor(action_dim: int, cut: bool) -> None:
+    """At the default ratios a 64 × 64 actor is cut (A_0 cached) for 1 or 2 outputs (e.g.
+    Pendulum's 1-D Gaussian mean) and not for 3; either way the products equal autograd's."""
+    space = gym.spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32)
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), dtype=np.float64)
+    policy = ActorCritic(obs_space, space, hidden_sizes=(64, 64)).double()
+    obs = torch.randn(40, OBS_DIM, dtype=f64)
+    fast = FisherOperator(policy, obs)
+    assert sorted(fast._lin.jacs) == ([0] if cut else [])
+    slow = FisherOperator(policy, obs, backend="autograd")
+    for _ in range(3):
+        v = torch.randn(fast._lin.n, dtype=f64)
+        assert rel_err(fast.mv(v), slow.mv(v)) < 1e-10
+        w = torch.randn(40, 2 * action_dim, dtype=f64)
+        assert rel_err(fast.vjp(w), slow.vjp(w)) < 1e-10
+
+
 def test_float32_operator_matches_float64() -> None:
     policy = make_policy("cat", (16, 16))
     obs = torch.randn(64, OBS_DIM, dtype=f64)
