@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters
+from nprl.curvature.linearise import cached_forward, is_plain, mlp_parameters, weight_grad
 from nprl.policies import ActorCritic
 
 
@@ -89,7 +89,7 @@ class ManualMLP:
             lin = self.linears[l]
             if lin.bias is not None:
                 torch.sum(g, 0, out=next(grads))
-            torch.mm(g.T, self._inputs[l], out=next(grads))
+            weight_grad(g, self._inputs[l], out=next(grads))
             if l > 0:
                 g = g @ lin.weight
                 d = self._derivs[l - 1]

@@ -154,6 +154,16 @@ class AutogradLinearisation:
         return flat(g, self.params)
 
 
+def weight_grad(g: Tensor, a: Tensor, out: Tensor) -> Tensor:
+    """gᵀa [H_out, H_in] into ``out``: a Linear layer's weight gradient from its output
+    cotangent g [B, H_out] and input a [B, H_in]. As (aᵀg)ᵀ when the layer has many more
+    outputs than inputs: for a 3 → 64 first layer at B = 1,024, gᵀa took 63 µs and aᵀg
+    15 µs (one CPU thread; the BLAS kernel for a 3-column result is slow)."""
+    if g.shape[1] > 2 * a.shape[1]:
+        return out.copy_((a.T @ g).T)
+    return torch.mm(g.T, a, out=out)
+
+
 def _contract_outputs(w: Tensor, A: Tensor) -> Tensor:
     """Σ_p w[b, p] A[b, p, :] → [B, H]: one multiply(-add) per output (P ≤ _MAX_CUT_P);
     ``bmm`` of B tiny [1, P] × [P, H] products was ~5× slower at P = 1, H = 64."""
@@ -238,9 +248,7 @@ class MLPLinearisation:
         return jacs
 
     def _layout(self) -> None:
-        """Offsets of every parameter in the flat vector, and the layout of the weight
-        gradients (gᵀa, or (aᵀg)ᵀ when the layer has many more outputs than inputs:
-        measured about 2× faster for the narrow first layer)."""
+        """Offsets of every parameter in the flat vector."""
         self.n = sum(p.numel() for p in self.params)
         self.slots: list[tuple[int, int, int, int]] = []  # weight start/end, bias start/end
         offset = 0
@@ -250,7 +258,6 @@ class MLPLinearisation:
             self.slots.append((offset, w_end, w_end, b_end))
             offset = b_end
         self.log_std_slot = (offset, self.n)
-        self.transposed = [lin.out_features > 2 * lin.in_features for lin in self.linears]
 
     @torch.no_grad()
     def jvp(self, v: Tensor) -> Tensor:
@@ -298,10 +305,7 @@ class MLPLinearisation:
                     g = g * d
             ws, we, bs, be = self.slots[l]
             dW = res[ws:we].view(lin.out_features, lin.in_features)
-            if self.transposed[l]:
-                dW.copy_((a.T @ g).T)
-            else:
-                torch.mm(g.T, a, out=dW)
+            weight_grad(g, a, out=dW)
             if be > bs:
                 torch.sum(g, 0, out=res[bs:be])
         if self.log_std is not None:
