@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nprl.agents.flat_adam import FlatAdam
 from nprl.agents.minibatch import MinibatchSampler
 from nprl.agents.mlp_grad import ManualMLP
 from nprl.distributed import all_reduce_mean, all_reduce_mean_, global_moments
@@ -13,7 +14,8 @@ from nprl.policies import ActorCritic
 
 
 def adam(params: list[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
-    """Adam with the fused kernel where torch has it: on a CPU with small MLPs the
+    """torch's Adam (for gradients autograd computes; ``FlatAdam`` for the hand-written
+    ones), with the fused kernel where torch has it: on a CPU with small MLPs the
     per-parameter Python loop of the default implementation costs ~4× more per step."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
@@ -36,14 +38,16 @@ class CriticTrainer:
                  max_grad_norm: float | None = None) -> None:
         self.policy = policy
         self.params = policy.critic_parameters()
-        self.optimizer = adam(self.params, lr)
         self.epochs, self.minibatches, self.max_grad_norm = epochs, minibatches, max_grad_norm
         self.skipped = 0  # minibatches of the last ``fit`` whose gradient was not finite
         # The hand-written gradient when the critic is a plain MLP reading obs as they
-        # come (~3× cheaper per step on a CPU); autograd otherwise.
+        # come (~3× cheaper per step on a CPU), with Adam on its flat gradient buffer;
+        # autograd and torch's Adam otherwise.
         critic = getattr(policy, "critic", None)
         plain_value = getattr(type(policy), "value", None) is ActorCritic.value
         self._mlp = ManualMLP.build(critic, self.params) if plain_value else None
+        self.optimizer = adam(self.params, lr) if self._mlp is None \
+            else FlatAdam(self.params, self._mlp.flat_grad, lr)
 
     def _loss_and_grad(self, obs: Tensor, returns: Tensor, by_hand: bool) -> tuple[Tensor, Tensor]:
         """(loss, finite): the minibatch loss, its gradient in ``.grad`` (mean over ranks)."""
