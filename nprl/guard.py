@@ -114,7 +114,12 @@ class UpdateGuard:
                          "or rewards, or lower the step size (max_kl / lr)")
 
     def _param_fault(self) -> str | None:
-        for name, p in self.policy.named_parameters():
+        # One test over all parameters (one per tensor cost ~0.2 ms an update); the
+        # per-tensor loop only to name the culprit.
+        named = list(self.policy.named_parameters())
+        if bool(torch.cat([p.detach().reshape(-1) for _, p in named]).isfinite().all()):
+            return None
+        for name, p in named:
             if not bool(torch.isfinite(p).all()):
                 return f"parameter {name!r} after the update"
         return None
