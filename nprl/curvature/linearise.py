@@ -27,8 +27,9 @@
 
 Measured with ``scripts/bench_fvp.py`` (tanh MLPs 64×64 and 256×256, categorical and
 Gaussian heads, batches 512–8192, float32, one CPU thread), in units of one surrogate
-gradient: a product costs ~0.8 (median; 0.5–1.2) with "mlp", ~1.2–1.8 with "autograd",
-and 1.6–3.4 by double backprop of the KL. ``torch.func.jvp`` + ``vjp`` measured
+gradient: a product costs ~0.6 (median; 0.4–1.2) with "mlp" (2026-12-07, after the cut
+at 64 units for 1–2 outputs; ~0.8 before), ~1.2–1.8 with "autograd", and 1.5–2.6 by
+double backprop of the KL. ``torch.func.jvp`` + ``vjp`` measured
 1.3–2.1, ``torch.func.linearize`` + ``vjp`` 1.1–1.4 per product but needs an FX trace of
 the actor for every batch.
 """
@@ -47,10 +48,11 @@ from nprl.curvature.base import flat, unflat
 BACKENDS = ("auto", "mlp", "autograd")
 # Cut at layer l (cache A_l) when the network has at most _MAX_CUT_P outputs and the next
 # layer has ≥ _CUT_RATIO × P units. Measured per update (build + 10 CG products + sᵀFs,
-# B = 1,024, one CPU thread): at 64 units P = 1 gains ~20%, P = 2 ~7%, P = 3 loses ~4%;
-# at 256 units P = 2–6 gain 5–30%, P = 8 loses.
+# one CPU thread): at 64 units and B = 1,024, P = 1 gains ~20%, P = 2 ~7%, P = 3 loses ~4%
+# (at B = 8,192: P = 1 12%, P = 2 a tie); at 256 units and B = 8,192, P = 2 gains 28%,
+# P = 3 19%, P = 4 loses 10% and P = 6 37% (A_l is then [B, P, 256], memory-bound).
 _CUT_RATIO = 32
-_MAX_CUT_P = 6
+_MAX_CUT_P = 3
 
 
 ACTIVATIONS = (Tanh, nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Identity)
