@@ -60,8 +60,10 @@ class FlatAdam:
     @torch.no_grad()
     def step(self) -> None:
         for p, g in zip(self.params, self.grads):
-            if p.grad is not g:  # an autograd pass replaced the slice: bring it back
-                g.copy_(p.grad) if p.grad is not None else g.zero_()
+            if p.grad is None:
+                g.zero_()
+            elif p.grad is not g:  # an autograd pass replaced the slice: bring it back
+                g.copy_(p.grad)
         group = self.param_groups[0]
         (beta1, beta2), eps, lr = group["betas"], group["eps"], group["lr"]
         self.steps += 1
