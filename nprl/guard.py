@@ -115,10 +115,13 @@ class UpdateGuard:
 
     def _param_fault(self) -> str | None:
         # One test over all parameters (one per tensor cost ~0.2 ms an update); the
-        # per-tensor loop only to name the culprit.
+        # per-tensor loop only to name the culprit, or for parameters on several devices.
         named = list(self.policy.named_parameters())
-        if bool(torch.cat([p.detach().reshape(-1) for _, p in named]).isfinite().all()):
-            return None
+        try:
+            if bool(torch.cat([p.detach().reshape(-1) for _, p in named]).isfinite().all()):
+                return None
+        except RuntimeError:  # (no common device to concatenate on)
+            pass
         for name, p in named:
             if not bool(torch.isfinite(p).all()):
                 return f"parameter {name!r} after the update"

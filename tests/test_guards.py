@@ -142,6 +142,23 @@ def test_nan_ppo_loss_skips(tmp_path, monkeypatch):
     assert_skipped_and_restored(trainer, batch)
 
 
+@pytest.mark.parametrize("agent", ["trpo", "ppo"])
+def test_a_nan_parameter_no_agent_check_caught_is_found_and_named(agent, tmp_path,
+                                                                 monkeypatch):
+    trainer = trainer_for(agent, tmp_path)
+    real = trainer.agent.update
+
+    def update(batch):  # a healthy-looking update that leaves one weight NaN
+        metrics = real(batch)
+        with torch.no_grad():
+            trainer.policy.critic[2].weight[0, 3] = NAN
+        return metrics
+
+    monkeypatch.setattr(trainer.agent, "update", update)
+    assert_skipped_and_restored(trainer, trainer.collector.collect()[0])
+    assert trainer.guard.last_reason == "parameter 'critic.2.weight' after the update"
+
+
 @pytest.mark.parametrize("agent", list(AGENTS))
 @pytest.mark.parametrize("case", ["zero_advantages", "constant_obs"])
 def test_singular_fisher_leaves_finite_parameters(agent, case, tmp_path):
