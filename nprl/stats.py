@@ -35,6 +35,32 @@ def bootstrap_ci(values: Sequence[float], confidence: float = CONFIDENCE,
     return _quantiles(means, confidence)
 
 
+def median_ratio_ci(num: Sequence[float], den: Sequence[float],
+                    confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+                    seed: int = RNG_SEED) -> tuple[float, float, float]:
+    """median(num) / median(den) and its percentile-bootstrap interval, for two
+    measurements of the same seeds (e.g. seconds to a threshold on two backends).
+
+    The seeds are resampled in pairs, so what the seeds share (an easy or a hard seed)
+    cancels and only what differs between the two columns widens the interval. Values may
+    be inf (a seed that never reached the threshold); a ratio with an infinite median is
+    inf or 0.
+    """
+    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"expected two equal, non-empty lists of values per seed, "
+                         f"got {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(resamples, a.size))
+    with np.errstate(all="ignore"):
+        ratios = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+        point = float(np.median(a) / np.median(b))
+    # (no interpolation between order statistics: an inf neighbour would make it nan)
+    low, high = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2],
+                            method="inverted_cdf")
+    return point, float(low), float(high)
+
+
 def bootstrap_band(curves: np.ndarray, confidence: float = CONFIDENCE,
                    resamples: int = 2_000, seed: int = RNG_SEED
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ threshold carries the seeds' sample-efficiency noise (an unsolved seed counts as
 CartPole-v1, 5 seeds put the torch backend at 0.92× and 0.57× (TRPO, PPO), 16 seeds at
 0.89× and 0.80×, 64 seeds at 1.26× and 1.01×, for one per-step speed. The training
 throughput (env steps per training second, evaluation excluded, up to the stop) isolates
-the backend's cost and is reported beside it.
+the backend's cost and is reported beside it. Each ratio comes with a 95% percentile-
+bootstrap interval over the seeds, resampled in pairs (``nprl.stats.median_ratio_ci``):
+how far the seeds' noise alone could move it.
 
     python scripts/bench_backends.py                       # 16 seeds each: ~5 min, one core
     python scripts/bench_backends.py --tasks CartPole-v1:475 --seeds $(seq 0 63)
@@ -22,6 +24,7 @@ import statistics
 import torch
 
 import nprl
+from nprl.stats import median_ratio_ci
 
 TASKS = ["CartPole-v1:475", "Acrobot-v1:-100", "Pendulum-v1:-200"]
 
@@ -65,10 +68,13 @@ def main() -> None:
                 print(f"{env:<14}{agent:<6}{backend:<11}{med[backend][0]:>10.0f}"
                       f"{med[backend][1]:>8.2f}{med[backend][2]:>9.0f}  "
                       + " ".join(f"{r[1]:.2f}" for r in rows), flush=True)
-            ratio = med["gymnasium"][1] / med["torch"][1]
-            speed = med["torch"][2] / med["gymnasium"][2]
-            print(f"  -> {env} {agent}: torch backend {ratio:.2f}x faster to the threshold, "
-                  f"{speed:.2f}x the training env steps/s")
+            # Seeds resampled in pairs: the interval is what the seeds' noise allows.
+            column = {(b, i): [r[i] for r in rows] for b, rows in runs.items() for i in (1, 2)}
+            ratio, r_lo, r_hi = median_ratio_ci(column["gymnasium", 1], column["torch", 1])
+            speed, s_lo, s_hi = median_ratio_ci(column["torch", 2], column["gymnasium", 2])
+            print(f"  -> {env} {agent}: torch backend {ratio:.2f}x faster to the threshold "
+                  f"(95% CI {r_lo:.2f}-{r_hi:.2f}), {speed:.2f}x the training env steps/s "
+                  f"({s_lo:.2f}-{s_hi:.2f})")
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from nprl.stats import (
     bootstrap_ci,
     interpolate,
     mean_std,
+    median_ratio_ci,
     spread,
     time_to_threshold,
 )
@@ -54,6 +55,27 @@ def test_bootstrap_ci_narrows_with_lower_confidence():
     values = [1.0, 5.0, 2.0, 8.0, 3.0]
     wide, narrow = bootstrap_ci(values, 0.95), bootstrap_ci(values, 0.5)
     assert wide[0] < narrow[0] < narrow[1] < wide[1]
+
+
+def test_median_ratio_ci_resamples_seeds_in_pairs():
+    # Seeds of very different difficulty, the second column exactly twice the first: a
+    # paired resample always sees a ratio of 2; resampling the columns apart would not.
+    fast = [0.3, 0.5, 0.9, 1.4, 2.2, 3.5, 5.0, 8.0]
+    slow = [2 * x for x in fast]
+    assert median_ratio_ci(slow, fast) == (2.0, 2.0, 2.0)
+    rng = np.random.default_rng(1)
+    noisy = [x * 2 * float(rng.uniform(0.8, 1.25)) for x in fast]
+    point, low, high = median_ratio_ci(noisy, fast)
+    assert point == pytest.approx(np.median(noisy) / np.median(fast))
+    assert 1.6 <= low < point < high <= 2.5  # inside the per-seed ratios' range
+    assert median_ratio_ci(noisy, fast) == (point, low, high)  # fixed RNG
+
+
+def test_median_ratio_ci_takes_unsolved_seeds_and_rejects_unpaired_lists():
+    point, low, high = median_ratio_ci([1.0, 2.0, math.inf], [1.0, 1.0, 1.0])
+    assert point == 2.0 and low == 1.0 and high == math.inf
+    with pytest.raises(ValueError, match="3 and 2"):
+        median_ratio_ci([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
 def test_bootstrap_ci_of_nothing_is_nan():
