@@ -6,7 +6,7 @@ rollout, for ``--updates`` rounds, so that drift in the machine's speed (this VM
 by up to ~40% within minutes) hits both alike. Reported: the median collect and update
 time of each in µs per env step, and the ratio gymnasium ÷ torch of the whole step.
 
-    python scripts/bench_split.py --agent trpo --env Pendulum-v1     # ~30 s
+    python scripts/bench_split.py --agent trpo --env Pendulum-v1     # ~5 s
 """
 
 from __future__ import annotations
