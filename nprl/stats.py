@@ -50,15 +50,12 @@ def median_ratio_ci(num: Sequence[float], den: Sequence[float],
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"expected two equal, non-empty lists of values per seed, "
                          f"got {a.size} and {b.size}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, size=(resamples, a.size))
+    idx = _resample_indices(a.size, resamples, seed)
     with np.errstate(all="ignore"):
         ratios = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
         point = float(np.median(a) / np.median(b))
     # (no interpolation between order statistics: an inf neighbour would make it nan)
-    low, high = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2],
-                            method="inverted_cdf")
-    return point, float(low), float(high)
+    return (point, *_quantiles(ratios, confidence, method="inverted_cdf"))
 
 
 def bootstrap_band(curves: np.ndarray, confidence: float = CONFIDENCE,
@@ -133,14 +130,20 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def _resampled_means(x: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     """Means over rows of ``x`` [n, points] for ``resamples`` draws of n rows with
     replacement (NaN-aware), one generator with a fixed seed."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.shape[0], size=(resamples, x.shape[0]))
+    idx = _resample_indices(x.shape[0], resamples, seed)
     with np.errstate(all="ignore"), _no_nan_warnings():
         return np.nanmean(x[idx], axis=1)
 
 
-def _quantiles(means: np.ndarray, confidence: float) -> tuple[float, float]:
-    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, n] draws of n indices with replacement, one fixed-seed generator."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _quantiles(values: np.ndarray, confidence: float, method: str = "linear"
+               ) -> tuple[float, float]:
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2],
+                            method=method)
     return float(low), float(high)
 
 

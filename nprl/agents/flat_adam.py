@@ -37,7 +37,7 @@ class FlatAdam:
     def __init__(self, params: list[Tensor], flat_grad: Tensor, lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.params, self.flat_grad = list(params), flat_grad
-        sizes = [p.numel() for p in self.params]
+        self._sizes = sizes = [p.numel() for p in self.params]
         if sum(sizes) != flat_grad.numel():
             raise ValueError(f"flat_grad has {flat_grad.numel()} elements, the parameters "
                              f"{sum(sizes)}")
@@ -76,8 +76,7 @@ class FlatAdam:
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.Adam``'s layout; the moments are views of the live buffers."""
-        sizes = [p.numel() for p in self.params]
-        ms, vs = self.exp_avg.split(sizes), self.exp_avg_sq.split(sizes)
+        ms, vs = self.exp_avg.split(self._sizes), self.exp_avg_sq.split(self._sizes)
         state = {i: {"step": torch.tensor(float(self.steps)), "exp_avg": m.view_as(p),
                      "exp_avg_sq": v.view_as(p)}
                  for i, (p, m, v) in enumerate(zip(self.params, ms, vs))}
@@ -90,13 +89,15 @@ class FlatAdam:
             raise ValueError(f"an optimizer state for {sum(len(g['params']) for g in groups)} "
                              f"parameters, expected {len(self.params)}")
         ids = groups[0]["params"]
-        sizes = [p.numel() for p in self.params]
         steps = {int(float(state[i]["step"])) for i in ids if i in state}
         if len(steps) > 1:
             raise ValueError(f"per-parameter Adam steps differ ({sorted(steps)})")
         for buf, key in ((self.exp_avg, "exp_avg"), (self.exp_avg_sq, "exp_avg_sq")):
-            for i, part in zip(ids, buf.split(sizes)):
-                part.copy_(state[i][key].reshape(-1)) if i in state else part.zero_()
+            for i, part in zip(ids, buf.split(self._sizes)):
+                if i in state:
+                    part.copy_(state[i][key].reshape(-1))
+                else:
+                    part.zero_()
         self.steps = steps.pop() if steps else 0
         for key in ("lr", "betas", "eps"):
             self.param_groups[0][key] = groups[0][key]

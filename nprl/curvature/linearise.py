@@ -231,8 +231,8 @@ class MLPLinearisation:
         Building A_l costs P backward passes, once per linearisation.
         """
         L = len(linears)
-        cuts = [l for l in range(L - 1)
-                if P <= _MAX_CUT_P and linears[l + 1].out_features >= P * _CUT_RATIO]
+        cuts = [l for l in range(L - 1) if linears[l + 1].out_features >= P * _CUT_RATIO] \
+            if P <= _MAX_CUT_P else []
         jacs: dict[int, Tensor] = {}
         if not cuts:
             return jacs
