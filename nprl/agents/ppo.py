@@ -36,13 +36,17 @@ class PPO:
         self.optimizer = adam(self.params, cfg.lr, eps=1e-5) if self._manual is None \
             else FlatAdam(self.params, self._manual.flat_grad, cfg.lr, eps=1e-5)
 
-    def _loss_and_grad(self, mb, family, adv_moments) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    def _loss_and_grad(self, mb, family, adv_moments, by_hand: bool | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         """(loss, statistics, gradient norm) of a minibatch, with ∂L/∂θ averaged over ranks
-        and clipped to ``max_grad_norm`` in the parameters' ``.grad``."""
+        and clipped to ``max_grad_norm`` in the parameters' ``.grad``. by_hand: through
+        ``self._manual`` (``update`` checks that once; None: check here)."""
         cfg = self.cfg
+        if by_hand is None:
+            by_hand = self._manual is not None and self._manual.applies(mb.obs)
         adv = normalize(mb.advantages, adv_moments) if cfg.normalize_advantage \
             else mb.advantages
-        if self._manual is not None and self._manual.applies(mb.obs):
+        if by_hand:
             loss, stats = self._manual.loss_and_grad(mb, adv, cfg)
             flat = self._manual.flat_grad
             all_reduce_mean_([flat])
@@ -83,6 +87,7 @@ class PPO:
         history: list[dict[str, Tensor]] = []
         skipped, stop = 0, False
         sampler = MinibatchSampler(batch.rewards.shape, cfg.n_minibatches, s.obs.device)
+        by_hand = self._manual is not None and self._manual.applies(s.obs)
         for _ in range(cfg.n_epochs):
             parts = sampler.epoch()
             # One gather per field and epoch, the minibatches are then row blocks (views);
@@ -93,7 +98,7 @@ class PPO:
             moments = global_mean_std_each([mb.advantages for mb in minibatches]) \
                 if cfg.normalize_advantage else [None] * len(minibatches)
             for mb, adv_moments in zip(minibatches, moments):
-                loss, stats, grad_norm = self._loss_and_grad(mb, family, adv_moments)
+                loss, stats, grad_norm = self._loss_and_grad(mb, family, adv_moments, by_hand)
                 if not torch.isfinite(grad_norm + loss):  # one sync for both
                     skipped += 1  # never apply a non-finite gradient, nor one of a NaN loss
                     continue
