@@ -16,6 +16,7 @@ once per run; the trainer stops the run after too many in a row.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,29 @@ class NumericalWarning(NprlWarning):
     """An update was skipped because something in it was not finite."""
 
 
-def batch_fault(batch: Batch) -> str | None:
-    """The name of the first batch field holding a NaN or ±inf, or None.
+def first_nonfinite(named: Sequence[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first tensor holding a NaN or ±inf, or None.
 
-    One host synchronisation for the whole batch, not one per field.
+    One test over all of them, one host synchronisation (a test per tensor cost ~0.1 ms
+    for a batch's fields, ~0.2 ms for an actor-critic's parameters); the loop over the
+    tensors only to name the culprit, or when they share no device to concatenate on.
     """
-    names = [f.name for f in fields(batch)
-             if isinstance(getattr(batch, f.name), torch.Tensor)
-             and getattr(batch, f.name).is_floating_point()]
-    finite = torch.stack([torch.isfinite(getattr(batch, n)).all() for n in names])
-    if bool(finite.all()):
-        return None
-    return names[int((~finite).nonzero()[0])]
+    try:
+        if bool(torch.cat([t.detach().reshape(-1) for _, t in named]).isfinite().all()):
+            return None
+    except RuntimeError:  # (no common device)
+        pass
+    for name, t in named:
+        if not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
+def batch_fault(batch: Batch) -> str | None:
+    """The name of the first batch field holding a NaN or ±inf, or None."""
+    return first_nonfinite([(f.name, t) for f in fields(batch)
+                            if isinstance(t := getattr(batch, f.name), torch.Tensor)
+                            and t.is_floating_point()])
 
 
 def _clone(x: Any) -> Any:
@@ -114,18 +126,8 @@ class UpdateGuard:
                          "or rewards, or lower the step size (max_kl / lr)")
 
     def _param_fault(self) -> str | None:
-        # One test over all parameters (one per tensor cost ~0.2 ms an update); the
-        # per-tensor loop only to name the culprit, or for parameters on several devices.
-        named = list(self.policy.named_parameters())
-        try:
-            if bool(torch.cat([p.detach().reshape(-1) for _, p in named]).isfinite().all()):
-                return None
-        except RuntimeError:  # (no common device to concatenate on)
-            pass
-        for name, p in named:
-            if not bool(torch.isfinite(p).all()):
-                return f"parameter {name!r} after the update"
-        return None
+        name = first_nonfinite(list(self.policy.named_parameters()))
+        return None if name is None else f"parameter {name!r} after the update"
 
     def _snapshot(self) -> tuple[dict, Any]:
         # Cloned: an optimizer's state_dict shares its moment tensors with the live
