@@ -39,6 +39,8 @@ def first_nonfinite(named: Sequence[tuple[str, torch.Tensor]]) -> str | None:
     for a batch's fields, ~0.2 ms for an actor-critic's parameters); the loop over the
     tensors only to name the culprit, or when they share no device to concatenate on.
     """
+    if not named:
+        return None
     try:
         if bool(torch.cat([t.detach().reshape(-1) for _, t in named]).isfinite().all()):
             return None

@@ -14,7 +14,7 @@ from nprl.agents import AGENTS
 from nprl.checkpoint import find_checkpoint, load_checkpoint
 from nprl.cli import main
 from nprl.config import resolve
-from nprl.guard import NumericalWarning, batch_fault
+from nprl.guard import NumericalWarning, batch_fault, first_nonfinite
 from nprl.normalize import RunningMeanStd
 from nprl.tb import read_scalars
 from nprl.trainer import Trainer
@@ -109,6 +109,15 @@ def test_nan_in_the_batch_skips_before_the_agent_runs(agent, field, tmp_path):
     poisoned = dataclasses.replace(batch, **{field: bad})
     assert batch_fault(poisoned) == field and batch_fault(batch) is None
     assert_skipped_and_restored(trainer, poisoned)
+
+
+def test_first_nonfinite_names_the_first_culprit_across_dtypes():
+    # one concatenated test (float32 and float64 promote together); the name by a loop
+    ok = [("a", torch.ones(3)), ("b", torch.zeros(2, 2, dtype=torch.float64))]
+    assert first_nonfinite(ok) is None and first_nonfinite([]) is None
+    for bad in (NAN, float("inf"), -float("inf")):
+        c = torch.tensor([[1.0, bad]], dtype=torch.float64)
+        assert first_nonfinite(ok + [("c", c), ("d", torch.full((1,), NAN))]) == "c"
 
 
 @pytest.mark.parametrize("agent", [a for a in AGENTS if AGENTS[a].natural])
