@@ -35,14 +35,18 @@ class NumericalWarning(NprlWarning):
 def first_nonfinite(named: Sequence[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first tensor holding a NaN or ±inf, or None.
 
-    One test over all of them, one host synchronisation (a test per tensor cost ~0.1 ms
-    for a batch's fields, ~0.2 ms for an actor-critic's parameters); the loop over the
-    tensors only to name the culprit, or when they share no device to concatenate on.
+    One test over all of them, one host synchronisation: a NaN or ±inf anywhere makes its
+    tensor's float64 sum non-finite (a test per tensor cost ~0.1 ms for a batch's fields,
+    ~0.2 ms for an actor-critic's parameters; concatenating them first copied the whole
+    batch, 17 ms against 3 ms for the sums at 524k rows). The loop over the tensors only
+    to name the culprit, which also clears a sum that merely overflowed, or when the
+    tensors share no device.
     """
     if not named:
         return None
     try:
-        if bool(torch.cat([t.detach().reshape(-1) for _, t in named]).isfinite().all()):
+        sums = torch.stack([t.detach().sum(dtype=torch.float64) for _, t in named])
+        if bool(sums.isfinite().all()):
             return None
     except RuntimeError:  # (no common device)
         pass
